@@ -1,0 +1,1 @@
+"""Storage drivers: the path-keyed stores everything else is built on."""

@@ -1,0 +1,127 @@
+"""
+The one place a blocking driver becomes an L{IStorageDriver} of Deferreds.
+
+A blocking driver implements the same operations as plain calls (C{listInfo}
+instead of C{list}, C{openRead}/C{openWrite} instead of C{reader}/C{writer}).
+L{DeferredDriver} checks every path, then runs each call through a I{runner}:
+L{inline} for drivers whose calls never block (memory), or L{inThreadPool}
+for drivers that do file I/O.
+"""
+
+from twisted.internet.defer import inlineCallbacks, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from zope.interface import implementer
+
+from registryd.driver.interfaces import IStorageDriver, IStorageReader, IStorageWriter
+from registryd.driver.paths import checkPath
+
+
+def inline(function, *args):
+    """Run a call that never blocks on the reactor thread."""
+    return maybeDeferred(function, *args)
+
+
+def inThreadPool(reactor, threadpool):
+    """A runner that runs each call in C{threadpool}."""
+
+    def run(function, *args):
+        return deferToThreadPool(reactor, threadpool, function, *args)
+
+    return run
+
+
+@implementer(IStorageReader)
+class _Reader:
+    def __init__(self, blocking, run):
+        self._blocking = blocking
+        self._run = run
+        self._closed = False
+
+    def read(self, size):
+        return self._run(self._blocking.read, size)
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._blocking.close()
+
+
+@implementer(IStorageWriter)
+class _Writer:
+    def __init__(self, blocking, run):
+        self._blocking = blocking
+        self._run = run
+
+    @property
+    def size(self):
+        return self._blocking.size
+
+    def write(self, data):
+        return self._run(self._blocking.write, data)
+
+    def close(self):
+        return self._run(self._blocking.close)
+
+    def commit(self):
+        return self._run(self._blocking.commit)
+
+    def cancel(self):
+        return self._run(self._blocking.cancel)
+
+
+def _checked(method):
+    def call(self, path, *args):
+        return self._run(getattr(self._blocking, method), checkPath(path), *args)
+
+    call.__name__ = method
+    return call
+
+
+@implementer(IStorageDriver)
+class DeferredDriver:
+    """An L{IStorageDriver} over a blocking driver and a runner."""
+
+    def __init__(self, blocking, run):
+        self._blocking = blocking
+        self._run = run
+        self.name = blocking.name
+
+    getContent = _checked("getContent")
+    putContent = _checked("putContent")
+    stat = _checked("stat")
+    delete = _checked("delete")
+
+    def list(self, path):
+        return self.listInfo(path).addCallback(lambda infos: [i.path for i in infos])
+
+    def listInfo(self, path):
+        """Like C{list}, with each child's L{FileInfo}."""
+        return self._run(self._blocking.listInfo, checkPath(path))
+
+    def reader(self, path, offset=0):
+        d = self._run(self._blocking.openRead, checkPath(path), offset)
+        return d.addCallback(_Reader, self._run)
+
+    def writer(self, path, append=False):
+        d = self._run(self._blocking.openWrite, checkPath(path), append)
+        return d.addCallback(_Writer, self._run)
+
+    def move(self, source, destination):
+        return self._run(self._blocking.move, checkPath(source), checkPath(destination))
+
+    def redirectURL(self, path, method):
+        checkPath(path)
+        return maybeDeferred(lambda: None)
+
+    @inlineCallbacks
+    def walk(self, path, visit):
+        def children(infos):
+            return iter(sorted(infos, key=lambda i: i.path))
+
+        stack = [children((yield self.listInfo(path)))]
+        while stack:
+            info = next(stack[-1], None)
+            if info is None:
+                stack.pop()
+            elif visit(info) is not False and info.isDir:
+                stack.append(children((yield self.listInfo(info.path))))

@@ -1,0 +1,213 @@
+"""
+The filesystem driver: driver paths are files beneath a root directory.
+
+Its blocking calls run in a thread pool.  Small content is written to a
+temporary file, fsync'd and renamed into place, and new directory entries are
+fsync'd too, so what the driver says is stored survives a crash and is never
+seen half-written.
+"""
+
+import errno
+import os
+import secrets
+import shutil
+import stat as _stat
+
+from registryd.driver.deferred import DeferredDriver, inThreadPool
+from registryd.driver.interfaces import (
+    FileInfo,
+    InvalidOffsetError,
+    InvalidPathError,
+    PathNotFoundError,
+)
+from registryd.driver.paths import checkPath, segments
+
+_TEMP_PREFIX = ".tmp-"
+_MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
+
+
+def _fsyncDirectory(directory):
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _makeDirectories(directory):
+    """Create C{directory} and missing parents, making each new entry durable."""
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    _makeDirectories(parent)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        if not os.path.isdir(directory):
+            raise
+        return
+    _fsyncDirectory(parent)
+
+
+class _missingAs:
+    """Translate "no such file" OS errors into PathNotFoundError."""
+
+    def __init__(self, path):
+        self._path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        if isinstance(value, OSError) and value.errno in _MISSING:
+            raise PathNotFoundError(self._path) from None
+        return False
+
+
+class _Reader:
+    def __init__(self, file):
+        self._file = file
+
+    def read(self, size):
+        return self._file.read(size)
+
+    def close(self):
+        self._file.close()
+
+
+class _Writer:
+    def __init__(self, local, file):
+        self._local = local
+        self._file = file
+        self.size = file.seek(0, os.SEEK_END)
+
+    def write(self, data):
+        self._file.write(data)
+        self.size += len(data)
+
+    def close(self):
+        if not self._file.closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+
+    def commit(self):
+        self.close()
+        _fsyncDirectory(os.path.dirname(self._local))
+
+    def cancel(self):
+        self._file.close()
+        try:
+            os.unlink(self._local)
+        except FileNotFoundError:
+            pass
+
+
+class BlockingFilesystemDriver:
+    """The blocking half of the filesystem driver."""
+
+    name = "filesystem"
+
+    def __init__(self, root):
+        self.root = os.path.abspath(root)
+
+    def _local(self, path):
+        return os.path.join(self.root, *segments(checkPath(path)))
+
+    def getContent(self, path):
+        with _missingAs(path), open(self._local(path), "rb") as f:
+            return f.read()
+
+    def putContent(self, path, content):
+        local = self._local(path)
+        directory = os.path.dirname(local)
+        _makeDirectories(directory)
+        temporary = os.path.join(directory, _TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            with open(temporary, "wb") as f:
+                f.write(content)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, local)
+        except BaseException:
+            _removeQuietly(temporary)
+            raise
+        _fsyncDirectory(directory)
+
+    def openRead(self, path, offset):
+        with _missingAs(path):
+            file = open(self._local(path), "rb")
+        if offset < 0 or offset > os.fstat(file.fileno()).st_size:
+            file.close()
+            raise InvalidOffsetError(f"{path}: offset {offset}")
+        file.seek(offset)
+        return _Reader(file)
+
+    def openWrite(self, path, append):
+        local = self._local(path)
+        if append:
+            with _missingAs(path):
+                return _Writer(local, open(local, "r+b"))
+        _makeDirectories(os.path.dirname(local))
+        with _missingAs(path):
+            return _Writer(local, open(local, "wb"))
+
+    def stat(self, path):
+        with _missingAs(path):
+            st = os.stat(self._local(path))
+        isDir = _stat.S_ISDIR(st.st_mode)
+        return FileInfo(path, 0 if isDir else st.st_size, st.st_mtime, isDir)
+
+    def listInfo(self, path):
+        prefix = path.rstrip("/") + "/"
+        infos = []
+        with _missingAs(path), os.scandir(self._local(path)) as entries:
+            for entry in entries:
+                if entry.name.startswith(_TEMP_PREFIX):
+                    continue
+                try:
+                    st = entry.stat()
+                    isDir = entry.is_dir()
+                except FileNotFoundError:
+                    continue  # removed while we listed
+                infos.append(FileInfo(prefix + entry.name, 0 if isDir else st.st_size, st.st_mtime, isDir))
+        return infos
+
+    def move(self, source, destination):
+        local = self._local(source)
+        target = self._local(destination)
+        if os.path.isdir(target):
+            raise InvalidPathError(f"{destination} is a directory")
+        _makeDirectories(os.path.dirname(target))
+        with _missingAs(source):
+            os.replace(local, target)
+        _fsyncDirectory(os.path.dirname(target))
+
+    def delete(self, path):
+        local = self._local(path)
+        if local == self.root:
+            raise InvalidPathError("refusing to delete the storage root")
+        with _missingAs(path):
+            if os.path.isdir(local) and not os.path.islink(local):
+                shutil.rmtree(local)
+            else:
+                os.unlink(local)
+
+
+def _removeQuietly(local):
+    try:
+        os.unlink(local)
+    except FileNotFoundError:
+        pass
+
+
+def FilesystemDriver(root, reactor=None, threadpool=None):
+    """
+    An L{IStorageDriver} over the directory C{root}, its blocking calls run in
+    C{threadpool} (the reactor's own by default).
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    if threadpool is None:
+        threadpool = reactor.getThreadPool()
+    return DeferredDriver(BlockingFilesystemDriver(root), inThreadPool(reactor, threadpool))

@@ -1,0 +1,60 @@
+import os
+
+import pytest
+import pytest_twisted
+
+from registryd.driver.filesystem import FilesystemDriver
+from registryd.testing.contracts import BAD_PATHS, StorageDriverContract
+
+
+class TestFilesystemDriver(StorageDriverContract):
+    @pytest.fixture
+    def driver(self, tmp_path):
+        return FilesystemDriver(str(tmp_path / "root"))
+
+
+def _tree(top):
+    return sorted(
+        os.path.relpath(os.path.join(d, n), top)
+        for d, dirs, files in os.walk(top)
+        for n in dirs + files
+    )
+
+
+@pytest_twisted.ensureDeferred
+async def test_nothingOutsideRootIsTouched(tmp_path):
+    """Bad paths raise before any file operation: the tree beside the root is unchanged."""
+    (tmp_path / "outside").write_bytes(b"sentinel")
+    driver = FilesystemDriver(str(tmp_path / "root"))
+    await driver.putContent("/inside", b"x")
+    before = _tree(tmp_path)
+    for path in BAD_PATHS + ["/../outside", "/root/../../outside"]:
+        for call in (
+            lambda: driver.putContent(path, b"evil"),
+            lambda: driver.delete(path),
+            lambda: driver.move("/inside", path),
+        ):
+            try:
+                await call()
+            except Exception:
+                pass
+    assert _tree(tmp_path) == before
+    assert (tmp_path / "outside").read_bytes() == b"sentinel"
+
+
+@pytest_twisted.ensureDeferred
+async def test_layoutIsPlainFiles(tmp_path):
+    """Driver paths map one-to-one to files, so other registries can read the root."""
+    driver = FilesystemDriver(str(tmp_path))
+    await driver.putContent("/docker/registry/v2/x/link", b"sha256:abc")
+    assert (tmp_path / "docker/registry/v2/x/link").read_bytes() == b"sha256:abc"
+    # no temporary files are left beside it
+    assert os.listdir(tmp_path / "docker/registry/v2/x") == ["link"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_temporaryFilesAreNotListed(tmp_path):
+    driver = FilesystemDriver(str(tmp_path))
+    await driver.putContent("/d/real", b"x")
+    (tmp_path / "d" / ".tmp-0123456789abcdef").write_bytes(b"half")
+    assert await driver.list("/d") == ["/d/real"]
