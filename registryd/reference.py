@@ -27,9 +27,7 @@ def validateName(name):
     """Return C{name} if it is a valid repository name, else raise NameInvalid."""
     if len(name) > NAME_MAX_LENGTH or not _NAME.match(name):
         raise errors.NameInvalid(
-            detail={"name": name[:NAME_MAX_LENGTH]},
-            message=f"invalid repository name (must match {NAME_PATTERN}, "
-            f"at most {NAME_MAX_LENGTH} characters)",
+            detail={"name": name[:NAME_MAX_LENGTH], "pattern": NAME_PATTERN, "maxLength": NAME_MAX_LENGTH},
         )
     return name
 

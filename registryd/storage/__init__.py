@@ -1,0 +1,1 @@
+"""The registry's services over a storage driver, in CNCF Distribution's layout."""

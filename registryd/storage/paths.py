@@ -1,0 +1,79 @@
+"""
+The one module that knows the storage layout: CNCF Distribution's.
+
+Keeping the exact layout means registryd serves a root that Distribution
+wrote and the other way round.  Names, tags and digests reaching here are
+already validated by L{registryd.reference}.
+"""
+
+ROOT = "/docker/registry/v2"
+REPOSITORIES = f"{ROOT}/repositories"
+
+
+def blobData(digest):
+    """Where the bytes of a blob (layer, config or manifest) live."""
+    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
+
+
+def blobDirectory(digest):
+    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def repository(name):
+    return f"{REPOSITORIES}/{name}"
+
+
+def layerLink(name, digest):
+    """The link that makes a blob visible in repository C{name}."""
+    return f"{repository(name)}/_layers/{digest.algorithm}/{digest.hex}/link"
+
+
+def manifestsDirectory(name):
+    return f"{repository(name)}/_manifests"
+
+
+def manifestRevisionLink(name, digest):
+    return f"{repository(name)}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link"
+
+
+def tags(name):
+    return f"{repository(name)}/_manifests/tags"
+
+
+def tag(name, tag):
+    return f"{tags(name)}/{tag}"
+
+
+def tagCurrentLink(name, tag):
+    return f"{tags(name)}/{tag}/current/link"
+
+
+def tagIndexLink(name, tag, digest):
+    return f"{tags(name)}/{tag}/index/{digest.algorithm}/{digest.hex}/link"
+
+
+def uploads(name):
+    return f"{repository(name)}/_uploads"
+
+
+def upload(name, uploadID):
+    return f"{uploads(name)}/{uploadID}"
+
+
+def uploadData(name, uploadID):
+    return f"{upload(name, uploadID)}/data"
+
+
+def uploadStartedAt(name, uploadID):
+    return f"{upload(name, uploadID)}/startedat"
+
+
+# registryd's own addition: Distribution skips directories starting with "_"
+# that it does not know, so this index does not disturb it.
+def referrers(name, subject):
+    """The directory of links to manifests whose subject is C{subject}."""
+    return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}"
+
+
+def referrerLink(name, subject, digest):
+    return f"{referrers(name, subject)}/{digest.algorithm}/{digest.hex}/link"

@@ -1,0 +1,71 @@
+"""A repository's tags: C{current/link} names the manifest, C{index/} its history."""
+
+from zope.interface import implementer
+
+from registryd import errors
+from registryd.concurrency import deferred
+from registryd.driver.interfaces import PathNotFoundError
+from registryd.interfaces import ITagService
+from registryd.storage import paths
+from registryd.storage.links import readLink, writeLink
+
+
+def _unknown(tag):
+    return errors.ManifestUnknown(detail={"tag": tag}, message="manifest tagged by this tag is not known")
+
+
+@implementer(ITagService)
+class TagService:
+    """L{ITagService} of repository C{name}."""
+
+    def __init__(self, context, name):
+        self._context = context
+        self._driver = context.driver
+        self._name = name
+
+    @deferred
+    async def get(self, tag):
+        digest = await readLink(self._driver, paths.tagCurrentLink(self._name, tag))
+        if digest is None:
+            raise _unknown(tag)
+        return digest
+
+    def tag(self, tag, digest):
+        # The index entry first, so the current link never names a digest
+        # the tag's history lacks; each write replaces its file atomically.
+        return self._context.tagLocks.run((self._name, tag), self._tag, tag, digest)
+
+    @deferred
+    async def _tag(self, tag, digest):
+        await writeLink(self._driver, paths.tagIndexLink(self._name, tag, digest), digest)
+        await writeLink(self._driver, paths.tagCurrentLink(self._name, tag), digest)
+
+    @deferred
+    async def untag(self, tag):
+        try:
+            await self._driver.delete(paths.tag(self._name, tag))
+        except PathNotFoundError:
+            raise _unknown(tag) from None
+
+    @deferred
+    async def list(self):
+        try:
+            children = await self._driver.list(paths.tags(self._name))
+        except PathNotFoundError:
+            try:
+                await self._driver.stat(paths.manifestsDirectory(self._name))
+            except PathNotFoundError:
+                raise errors.NameUnknown(detail={"name": self._name}) from None
+            return []
+        return sorted(child.rsplit("/", 1)[1] for child in children)
+
+    @deferred
+    async def lookup(self, digest):
+        found = []
+        for tag in await self.list():
+            try:
+                if await self.get(tag) == digest:
+                    found.append(tag)
+            except errors.ManifestUnknown:
+                pass  # untagged while we looked
+        return found

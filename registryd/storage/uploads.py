@@ -1,0 +1,225 @@
+"""
+Upload sessions, kept in storage so any process can continue them.
+
+A session is a directory C{_uploads/<id>} holding C{startedat} and the bytes
+received so far in C{data}.  Bytes are hashed as they arrive; the hash object
+cannot leave the process, so it is kept in a bounded in-process cache keyed by
+session and size, and a session resumed elsewhere is re-hashed from storage
+at commit.  One process lets one request at a time work on a session.
+"""
+
+import collections
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+
+from twisted.internet.defer import gatherResults
+from zope.interface import implementer
+
+from registryd import errors
+from registryd.concurrency import deferred
+from registryd.driver.interfaces import PathNotFoundError
+from registryd.interfaces import BlobInfo, IBlobUpload
+from registryd.reference import ALGORITHMS, Digest
+from registryd.storage import paths
+from registryd.storage.links import writeLink
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+HASH_ALGORITHM = "sha256"
+REHASH_CHUNK = 1024 * 1024
+
+
+class HasherCache:
+    """Live hash states of sessions this process worked on, least recent evicted."""
+
+    def __init__(self, capacity=4096):
+        self._capacity = capacity
+        self._entries = collections.OrderedDict()
+
+    def take(self, uploadID, size):
+        """The hash object of C{uploadID} if it covers exactly C{size} bytes."""
+        entry = self._entries.pop(uploadID, None)
+        if entry is not None and entry[0] == size:
+            return entry[1]
+        return None
+
+    def put(self, uploadID, size, hasher):
+        self._entries[uploadID] = (size, hasher)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def forget(self, uploadID):
+        self._entries.pop(uploadID, None)
+
+
+def formatStartedAt(when):
+    """Distribution's C{startedat} format: RFC 3339 in UTC."""
+    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parseStartedAt(content):
+    """Seconds since the epoch from a C{startedat} file, or None if unreadable."""
+    text = content.decode("ascii", "replace").strip()
+    # Go writes nanoseconds; Python's parser takes at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _unknown(uploadID):
+    return errors.BlobUploadUnknown(detail={"uuid": uploadID[:64]})
+
+
+@implementer(IBlobUpload)
+class Upload:
+    """An L{IBlobUpload} held by this process until closed, committed or cancelled."""
+
+    def __init__(self, context, name, uploadID, startedAt, writer, hasher):
+        self._context = context
+        self._driver = context.driver
+        self.name = name
+        self.id = uploadID
+        self.startedAt = startedAt
+        self._writer = writer
+        self._hasher = hasher
+        self._failed = None
+        self._released = False
+        self.size = writer.size
+
+    @deferred
+    async def write(self, data):
+        if self._failed is not None:
+            raise self._failed
+        if not data:
+            return
+        operations = [self._writer.write(data)]
+        if self._hasher is not None:
+            operations.append(self._context.compute(self._hasher.update, data))
+        self.size += len(data)
+        try:
+            await gatherResults(operations, consumeErrors=True)
+        except BaseException as e:
+            self._failed = errors.BlobUploadInvalid(message="storage write failed")
+            self._hasher = None
+            raise self._failed from e
+
+    def _release(self):
+        if not self._released:
+            self._released = True
+            self._context.uploadLocks.release(self.id)
+
+    @deferred
+    async def close(self):
+        try:
+            await self._writer.close()
+            if self._hasher is not None and self._failed is None:
+                self._context.hashers.put(self.id, self.size, self._hasher)
+        finally:
+            self._release()
+
+    @deferred
+    async def commit(self, digest):
+        try:
+            await self._writer.commit()
+            computed = await self._digest(digest.algorithm)
+            if computed != digest:
+                raise errors.DigestInvalid(
+                    detail={"expected": digest, "computed": computed},
+                    message="provided digest did not match uploaded content",
+                )
+            await self._publish(digest)
+        except BaseException:
+            await self._discard()
+            raise
+        finally:
+            self._context.hashers.forget(self.id)
+            self._release()
+        return BlobInfo(digest, self.size)
+
+    @deferred
+    async def _digest(self, algorithm):
+        hasher = self._hasher
+        if hasher is None or hasher.name != algorithm or self._failed is not None:
+            hasher = ALGORITHMS[algorithm][1]()
+            reader = await self._driver.reader(paths.uploadData(self.name, self.id))
+            try:
+                while chunk := await reader.read(REHASH_CHUNK):
+                    await self._context.compute(hasher.update, chunk)
+            finally:
+                reader.close()
+        return Digest.fromHasher(hasher)
+
+    @deferred
+    async def _publish(self, digest):
+        data = paths.uploadData(self.name, self.id)
+        try:
+            existing = await self._driver.stat(paths.blobData(digest))
+        except PathNotFoundError:
+            existing = None
+        if existing is None or existing.size != self.size:
+            await self._driver.move(data, paths.blobData(digest))
+        await writeLink(self._driver, paths.layerLink(self.name, digest), digest)
+        await self._deleteSession()
+
+    @deferred
+    async def _deleteSession(self):
+        try:
+            await self._driver.delete(paths.upload(self.name, self.id))
+        except PathNotFoundError:
+            pass
+
+    @deferred
+    async def _discard(self):
+        try:
+            await self._writer.cancel()
+        finally:
+            await self._deleteSession()
+
+    @deferred
+    async def cancel(self):
+        try:
+            await self._discard()
+        finally:
+            self._context.hashers.forget(self.id)
+            self._release()
+
+
+@deferred
+async def createUpload(context, name):
+    """Start a new session in repository C{name}."""
+    uploadID = str(uuid.uuid4())
+    startedAt = time.time()
+    await context.uploadLocks.acquire(uploadID)
+    try:
+        await context.driver.putContent(
+            paths.uploadStartedAt(name, uploadID), formatStartedAt(startedAt).encode()
+        )
+        writer = await context.driver.writer(paths.uploadData(name, uploadID))
+    except BaseException:
+        context.uploadLocks.release(uploadID)
+        raise
+    return Upload(context, name, uploadID, startedAt, writer, ALGORITHMS[HASH_ALGORITHM][1]())
+
+
+@deferred
+async def resumeUpload(context, name, uploadID):
+    """Continue session C{uploadID} of repository C{name}, waiting for other requests on it."""
+    if not isinstance(uploadID, str) or not _UUID.match(uploadID):
+        raise _unknown(uploadID)
+    await context.uploadLocks.acquire(uploadID)
+    try:
+        try:
+            startedAt = parseStartedAt(
+                await context.driver.getContent(paths.uploadStartedAt(name, uploadID))
+            )
+            writer = await context.driver.writer(paths.uploadData(name, uploadID), append=True)
+        except PathNotFoundError:
+            raise _unknown(uploadID) from None
+    except BaseException:
+        context.uploadLocks.release(uploadID)
+        raise
+    hasher = context.hashers.take(uploadID, writer.size)
+    return Upload(context, name, uploadID, startedAt, writer, hasher)

@@ -1,0 +1,1 @@
+"""The HTTP face of the registry: Klein routes over the registry interfaces."""

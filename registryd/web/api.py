@@ -1,0 +1,199 @@
+"""
+The Klein application: the routes of the Distribution API and its errors.
+
+L{RegistryAPI} takes an L{IRegistry} and options; C{RegistryAPI(...).resource()}
+is the resource to mount in any Twisted Web site.  Route handlers live in
+L{registryd.web.blobs}, L{registryd.web.manifests} and L{registryd.web.listings};
+this module maps URLs to them and every failure to the OCI error envelope.
+"""
+
+from klein import Klein
+from twisted.internet.defer import CancelledError
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import BaseConverter
+
+from registryd import errors
+from registryd.web.blobs import BlobRoutes
+from registryd.web.listings import ListingRoutes
+from registryd.web.manifests import ManifestRoutes
+from registryd.web.responses import URLs, respond, respondJSON
+
+log = Logger()
+
+
+class RepositoryConverter(BaseConverter):
+    """
+    A repository name in a URL: one or more path segments.  Its grammar is
+    checked by the handler, so a bad name gets NAME_INVALID, not a 404.
+    """
+
+    regex = r"[^?#]+?"
+    part_isolating = False
+
+
+def _noResources(request):
+    return ()
+
+
+class _Headers(Resource):
+    """Sets the headers every response carries, then hands over to Klein."""
+
+    isLeaf = True
+
+    def __init__(self, inner, headers):
+        super().__init__()
+        self._inner = inner
+        self._headers = headers
+
+    def render(self, request):
+        for name, values in self._headers:
+            request.responseHeaders.setRawHeaders(name, values)
+        return self._inner.render(request)
+
+
+class RegistryAPI:
+    """
+    The registry's HTTP API over C{registry}.
+
+    @param registry: An L{registryd.interfaces.IRegistry}.
+    @param readOnly: Refuse every write with 405 UNSUPPORTED.
+    @param host: The registry's external base URL for Location headers
+        (default: from the request's Host header).
+    @param relativeURLs: Hand out relative URLs instead.
+    @param headers: Extra response headers, C{{name: [values]}}.
+    @param repositoryClasses: Manifest classes allowed (empty: all).
+    @param resources: C{resources(request)} names the repositories (with
+        C{.name} and C{.resourceClass}) the caller is authorised for.
+    """
+
+    app = Klein()
+    app.url_map.converters["repository"] = RepositoryConverter
+    app.url_map.merge_slashes = False
+
+    def __init__(
+        self,
+        registry,
+        readOnly=False,
+        host=None,
+        relativeURLs=False,
+        headers=None,
+        repositoryClasses=(),
+        resources=_noResources,
+    ):
+        urls = URLs(host, relativeURLs)
+        self._blobs = BlobRoutes(registry, urls, readOnly)
+        self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources)
+        self._listings = ListingRoutes(registry, urls)
+        self._headers = [(b"Docker-Distribution-API-Version", [b"registry/2.0"])] + [
+            (name.encode(), [v.encode() for v in values]) for name, values in (headers or {}).items()
+        ]
+
+    def resource(self):
+        """The L{IResource} serving the API; mount it at the site root."""
+        return _Headers(self.app.resource(), self._headers)
+
+    @app.route("/v2/", methods=["GET", "HEAD"])
+    def base(self, request):
+        return respondJSON(request, {})
+
+    @app.route("/v2/_catalog", methods=["GET", "HEAD"])
+    def catalog(self, request):
+        return self._listings.catalog(request)
+
+    @app.route("/v2/<repository:name>/tags/list", methods=["GET", "HEAD"])
+    def tags(self, request, name):
+        return self._listings.tags(request, name)
+
+    @app.route("/v2/<repository:name>/referrers/<digest>", methods=["GET", "HEAD"])
+    def referrers(self, request, name, digest):
+        return self._listings.referrers(request, name, digest)
+
+    @app.route("/v2/<repository:name>/manifests/<reference>", methods=["GET", "HEAD"])
+    def getManifest(self, request, name, reference):
+        return self._manifests.get(request, name, reference)
+
+    @app.route("/v2/<repository:name>/manifests/<reference>", methods=["PUT"])
+    def putManifest(self, request, name, reference):
+        return self._manifests.put(request, name, reference)
+
+    @app.route("/v2/<repository:name>/manifests/<reference>", methods=["DELETE"])
+    def deleteManifest(self, request, name, reference):
+        return self._manifests.delete(request, name, reference)
+
+    @app.route("/v2/<repository:name>/blobs/<digest>", methods=["GET", "HEAD"])
+    def getBlob(self, request, name, digest):
+        return self._blobs.get(request, name, digest)
+
+    @app.route("/v2/<repository:name>/blobs/<digest>", methods=["DELETE"])
+    def deleteBlob(self, request, name, digest):
+        return self._blobs.delete(request, name, digest)
+
+    @app.route("/v2/<repository:name>/blobs/uploads/", methods=["POST"])
+    def startUpload(self, request, name):
+        return self._blobs.startUpload(request, name)
+
+    @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["GET"])
+    def uploadStatus(self, request, name, uploadID):
+        return self._blobs.uploadStatus(request, name, uploadID)
+
+    @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
+    def appendChunk(self, request, name, uploadID):
+        return self._blobs.appendChunk(request, name, uploadID)
+
+    @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["PUT"])
+    def completeUpload(self, request, name, uploadID):
+        return self._blobs.completeUpload(request, name, uploadID)
+
+    @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
+    def cancelUpload(self, request, name, uploadID):
+        return self._blobs.cancelUpload(request, name, uploadID)
+
+    # Errors: every failure becomes the OCI envelope.
+    @app.handle_errors(errors.RegistryError)
+    def registryError(self, request, failure):
+        return _errorResponse(request, failure.value)
+
+    @app.handle_errors(HTTPException)
+    def routingError(self, request, failure):
+        exception = failure.value
+        if isinstance(exception, NotFound):
+            error = errors.RouteUnknown(detail={"path": request.path.decode("latin-1")[:200]})
+            return _errorResponse(request, error)
+        if isinstance(exception, MethodNotAllowed):
+            return _errorResponse(
+                request,
+                errors.Unsupported(
+                    message="method not allowed",
+                    headers={"Allow": ", ".join(exception.valid_methods or ())},
+                ),
+            )
+        # Redirects (a missing trailing slash): werkzeug's own response.
+        response = exception.get_response({})
+        for name, value in response.headers:
+            if name.lower() in ("location", "content-type"):
+                request.setHeader(name, value)
+        return respond(request, exception.code, {}, b"".join(response.iter_encoded()))
+
+    @app.handle_errors(Exception)
+    def unexpectedError(self, request, failure):
+        if failure.check(CancelledError):
+            return b""  # the client went away; nobody to answer
+        log.failure(
+            "unexpected error on {method} {uri}",
+            failure,
+            method=request.method.decode("latin-1"),
+            uri=request.uri.decode("latin-1")[:500],
+        )
+        return _errorResponse(request, errors.Unknown(message="internal server error"))
+
+
+def _errorResponse(request, error):
+    if request.startedWriting:
+        # Failed mid-response (a blob stream): the client must see a short
+        # body, not an error appended to it.
+        request.loseConnection()
+        return None
+    headers = {"Content-Type": "application/json", **error.headers}
+    return respond(request, error.status, headers, error.envelope())

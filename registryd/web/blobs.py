@@ -1,0 +1,228 @@
+"""
+The blob routes: reading blobs, and upload sessions (OCI Distribution 1.1).
+
+Upload bodies reach these handlers while they are still arriving (see
+L{registryd.web.site}); every handler checks what it can from the headers
+before it accepts a byte, so a refused request stores nothing.
+"""
+
+import re
+
+from registryd import errors
+from registryd.reference import Digest, validateName
+from registryd.web.body import bodyOf
+from registryd.web.producers import ReaderProducer
+from registryd.web.responses import arg, header, respond
+
+_CONTENT_RANGE = re.compile(r"^(?:bytes[= ])?([0-9]{1,19})-([0-9]{1,19})$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
+_IMMUTABLE = "max-age=31536000"
+
+
+def parseRange(value, size):
+    """
+    The C{(start, end)} of a single C{Range: bytes=...}, or None to serve
+    the whole blob (no header, several ranges, or a syntax we ignore).
+
+    @raise RangeInvalid: The range cannot be satisfied.
+    """
+    if value is None:
+        return None
+    match = _RANGE.match(value.strip())
+    if not match or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.groups()
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise errors.RangeInvalid(headers={"Content-Range": f"bytes */{size}"})
+        return max(size - suffix, 0), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size or (last != "" and int(last) < start):
+        raise errors.RangeInvalid(headers={"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def etagMatches(request, digest):
+    """Whether an C{If-None-Match} names C{digest}, quoted or not."""
+    for value in request.requestHeaders.getRawHeaders(b"if-none-match", []):
+        for candidate in value.decode("latin-1").split(","):
+            if candidate.strip() in (digest, f'"{digest}"', "*"):
+                return True
+    return False
+
+
+class BlobRoutes:
+    """C{/v2/<name>/blobs/...}."""
+
+    def __init__(self, registry, urls, readOnly):
+        self._registry = registry
+        self._urls = urls
+        self._readOnly = readOnly
+
+    def _refuseWrites(self):
+        if self._readOnly:
+            raise errors.Unsupported(message="the registry is in read-only mode")
+
+    async def get(self, request, name, digest):
+        blobs = self._registry.repository(validateName(name)).blobs
+        digest = Digest.parse(digest)
+        info = await blobs.stat(digest)
+        headers = {
+            "Docker-Content-Digest": digest,
+            "ETag": f'"{digest}"',
+            "Accept-Ranges": "bytes",
+            "Cache-Control": _IMMUTABLE,
+        }
+        if etagMatches(request, digest):
+            return respond(request, 304, headers)
+        headers["Content-Type"] = "application/octet-stream"
+        span = parseRange(header(request, "range"), info.size)
+        start, end = span if span is not None else (0, info.size - 1)
+        length = end - start + 1
+        if span is not None:
+            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+        respond(request, 200 if span is None else 206, headers, length=length)
+        if request.method == b"HEAD" or length == 0:
+            return b""
+        reader = await blobs.open(digest, start)
+        await ReaderProducer(reader, length, request).start()
+        return None
+
+    async def delete(self, request, name, digest):
+        self._refuseWrites()
+        blobs = self._registry.repository(validateName(name)).blobs
+        await blobs.delete(Digest.parse(digest))
+        return respond(request, 202)
+
+    # Uploads.
+    async def startUpload(self, request, name):
+        self._refuseWrites()
+        name = validateName(name)
+        blobs = self._registry.repository(name).blobs
+        body = bodyOf(request)
+        mount = arg(request, "mount")
+        if mount is not None:
+            mount = Digest.parse(mount)
+            source = arg(request, "from")
+            if source is not None:
+                validateName(source)
+            try:
+                await blobs.mount(mount, source)
+            except errors.BlobUnknown:
+                pass  # fall back to an ordinary upload session
+            else:
+                body.discard()
+                return self._created(request, name, mount)
+        digest = arg(request, "digest")
+        if digest is not None:
+            digest = Digest.parse(digest)
+            upload = await blobs.createUpload()
+            await self._receive(upload, body, None)
+            await upload.commit(digest)
+            return self._created(request, name, digest)
+        body.discard()
+        upload = await blobs.createUpload()
+        await upload.close()
+        return respond(request, 202, self._progress(request, name, upload))
+
+    async def uploadStatus(self, request, name, uploadID):
+        name = validateName(name)
+        upload = await self._registry.repository(name).blobs.resumeUpload(uploadID)
+        await upload.close()
+        return respond(request, 204, self._progress(request, name, upload))
+
+    async def appendChunk(self, request, name, uploadID):
+        self._refuseWrites()
+        name = validateName(name)
+        upload = await self._registry.repository(name).blobs.resumeUpload(uploadID)
+        try:
+            declared = self._checkContentRange(request, upload, name)
+            await self._receive(upload, bodyOf(request), declared)
+        finally:
+            await upload.close()
+        return respond(request, 202, self._progress(request, name, upload))
+
+    async def completeUpload(self, request, name, uploadID):
+        self._refuseWrites()
+        name = validateName(name)
+        digest = arg(request, "digest")
+        if digest is None:
+            raise errors.DigestInvalid(message="digest query parameter missing")
+        digest = Digest.parse(digest)
+        upload = await self._registry.repository(name).blobs.resumeUpload(uploadID)
+        try:
+            declared = self._checkContentRange(request, upload, name)
+            await self._receive(upload, bodyOf(request), declared)
+        except BaseException:
+            await upload.close()
+            raise
+        await upload.commit(digest)
+        return self._created(request, name, digest)
+
+    async def cancelUpload(self, request, name, uploadID):
+        self._refuseWrites()
+        name = validateName(name)
+        upload = await self._registry.repository(name).blobs.resumeUpload(uploadID)
+        await upload.cancel()
+        return respond(request, 204)
+
+    async def _receive(self, upload, body, declared):
+        """Stream the body into C{upload}; check it was C{declared} bytes long."""
+        before = upload.size
+        try:
+            await body.deliver(upload.write)
+        except errors.RegistryError:
+            raise
+        except Exception as e:
+            raise errors.BlobUploadInvalid(
+                message=f"upload body not received: {type(e).__name__}"
+            ) from e
+        if declared is not None and upload.size - before != declared:
+            raise errors.SizeInvalid(detail={"declared": declared, "received": upload.size - before})
+
+    def _checkContentRange(self, request, upload, name):
+        """
+        Check a chunk's C{Content-Range} against the session and its
+        C{Content-Length}; return the length it declares, or None.
+        """
+        contentRange = header(request, "content-range")
+        if contentRange is None:
+            return None
+        match = _CONTENT_RANGE.match(contentRange.strip())
+        if not match:
+            raise errors.BlobUploadInvalid(
+                detail={"Content-Range": contentRange[:100]}, message="malformed Content-Range"
+            )
+        start, end = map(int, match.groups())
+        if start != upload.size or end < start:
+            raise errors.RangeInvalid(
+                detail={"Content-Range": contentRange, "expected start": upload.size},
+                message="chunk does not start at the end of the upload",
+                headers=self._progress(request, name, upload),
+            )
+        length = header(request, "content-length")
+        if length is not None and length.strip().isdigit() and int(length) != end - start + 1:
+            raise errors.SizeInvalid(
+                detail={"Content-Range": contentRange, "Content-Length": int(length)},
+                message="Content-Length does not match Content-Range",
+            )
+        return end - start + 1
+
+    def _progress(self, request, name, upload):
+        return {
+            "Location": self._urls(request, f"/v2/{name}/blobs/uploads/{upload.id}"),
+            "Range": f"0-{max(upload.size - 1, 0)}",
+            "Docker-Upload-UUID": upload.id,
+        }
+
+    def _created(self, request, name, digest):
+        return respond(
+            request,
+            201,
+            {
+                "Location": self._urls(request, f"/v2/{name}/blobs/{digest}"),
+                "Docker-Content-Digest": digest,
+            },
+        )

@@ -1,0 +1,169 @@
+"""
+The manifest routes: CNCF Distribution's manifest handler, then OCI 1.1.
+
+Each step below follows /shared/reference/manifest-semantics.md in order;
+the comments name the step.
+"""
+
+import dataclasses
+
+from registryd import errors
+from registryd.manifest import (
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    parseManifest,
+)
+from registryd.reference import Digest, parseReference, validateName
+from registryd.web.blobs import etagMatches
+from registryd.web.body import bodyOf
+from registryd.web.responses import header, respond
+
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+
+
+def acceptedTypes(request):
+    """
+    Every media type the client lists in any C{Accept} header, parameters
+    (C{q=} included) ignored, unparsable parts skipped (GET step 1).
+    """
+    accepted = set()
+    for value in request.requestHeaders.getRawHeaders(b"accept", []):
+        for part in value.decode("latin-1").split(","):
+            mediaType = part.split(";", 1)[0].strip().lower()
+            if mediaType.count("/") == 1 and " " not in mediaType:
+                accepted.add(mediaType)
+    return accepted
+
+
+async def readBounded(body, limit):
+    """The whole body, or MANIFEST_INVALID as soon as it exceeds C{limit} bytes."""
+    chunks = []
+    received = 0
+
+    def collect(data):
+        nonlocal received
+        received += len(data)
+        if received > limit:
+            raise errors.ManifestInvalid(
+                detail={"limit": limit}, message=f"manifest exceeds {limit} bytes"
+            )
+        chunks.append(data)
+
+    if body.length is not None and body.length > limit:
+        body.discard()
+        raise errors.ManifestInvalid(detail={"limit": limit}, message=f"manifest exceeds {limit} bytes")
+    await body.deliver(collect)
+    return b"".join(chunks)
+
+
+class ManifestRoutes:
+    """C{/v2/<name>/manifests/<reference>}."""
+
+    def __init__(self, registry, urls, readOnly, repositoryClasses, resources):
+        self._registry = registry
+        self._urls = urls
+        self._readOnly = readOnly
+        self._classes = tuple(repositoryClasses)
+        self._resources = resources
+
+    def _refuseWrites(self):
+        # Dispatch: PUT and DELETE are not routed in read-only mode.
+        if self._readOnly:
+            raise errors.Unsupported(message="the registry is in read-only mode")
+
+    async def get(self, request, name, reference):
+        repository = self._registry.repository(validateName(name))
+        tag, digest = parseReference(reference)
+        supports = acceptedTypes(request)
+        if tag is not None:
+            digest = await repository.tags.get(tag)  # step 2
+        if etagMatches(request, digest):  # step 3
+            return respond(request, 304, {"ETag": f'"{digest}"', "Docker-Content-Digest": digest})
+        manifest = await repository.manifests.get(digest)  # step 4
+        # Step 5: format gating.
+        if manifest.mediaType == OCI_MANIFEST and OCI_MANIFEST not in supports:
+            raise errors.ManifestUnknown(
+                message="OCI manifest found, but accept header does not support OCI manifests"
+            )
+        if manifest.mediaType == OCI_INDEX and OCI_INDEX not in supports:
+            raise errors.ManifestUnknown(
+                message="OCI index found, but accept header does not support OCI indexes"
+            )
+        if tag is not None and manifest.mediaType == DOCKER_LIST and DOCKER_LIST not in supports:
+            entry = manifest.platformEntry("linux", "amd64")
+            if entry is None:
+                raise errors.ManifestUnknown(
+                    detail={"tag": tag}, message="no linux/amd64 manifest in the list"
+                )
+            manifest = await repository.manifests.get(entry.digest)
+            if manifest.mediaType == DOCKER_MANIFEST and DOCKER_MANIFEST not in supports:
+                raise errors.ManifestInvalid(message="Schema 2 manifest not supported by client")
+            digest = entry.digest
+        # Step 6.
+        headers = {
+            "Content-Type": manifest.mediaType,
+            "Docker-Content-Digest": digest,
+            "ETag": f'"{digest}"',
+        }
+        if request.method == b"HEAD":
+            return respond(request, 200, headers, length=len(manifest.payload))
+        return respond(request, 200, headers, manifest.payload)
+
+    async def put(self, request, name, reference):
+        self._refuseWrites()
+        name = validateName(name)
+        repository = self._registry.repository(name)
+        tag, digest = parseReference(reference)
+        payload = await readBounded(bodyOf(request), MAX_MANIFEST_BYTES)  # step 1
+        manifest = parseManifest(payload, header(request, "content-type"))  # step 2
+        if digest is not None:  # step 3
+            if Digest.of(payload, digest.algorithm) != digest:
+                raise errors.DigestInvalid(
+                    detail={"digest": digest}, message="manifest digest did not match the reference"
+                )
+            manifest = dataclasses.replace(manifest, digest=digest)
+        self._applyResourcePolicy(request, name, manifest)  # step 4
+        digest = await repository.manifests.put(manifest)  # step 5
+        if tag is not None:  # step 6
+            await repository.tags.tag(tag, digest)
+        headers = {  # step 7
+            "Location": self._urls(request, f"/v2/{name}/manifests/{digest}"),
+            "Docker-Content-Digest": digest,
+        }
+        if manifest.subject is not None:
+            headers["OCI-Subject"] = manifest.subject.digest
+        return respond(request, 201, headers)
+
+    def _applyResourcePolicy(self, request, name, manifest):
+        if not self._classes:
+            return
+        manifestClass = manifest.resourceClass()
+        if manifestClass is None:
+            return
+        if manifestClass not in self._classes:
+            raise errors.Denied(message=f"registry does not allow {manifestClass} manifest")
+        found = False
+        for resource in self._resources(request):
+            if resource.name == name:
+                if (resource.resourceClass or "image") == manifestClass:
+                    return
+                found = True
+        if found:
+            raise errors.Denied(message=f"repository not authorized for {manifestClass} manifest")
+
+    async def delete(self, request, name, reference):
+        self._refuseWrites()
+        repository = self._registry.repository(validateName(name))
+        tag, digest = parseReference(reference)
+        if tag is not None:  # step 2
+            await repository.tags.untag(tag)
+            return respond(request, 202)
+        await repository.manifests.delete(digest)  # step 3
+        for tagged in await repository.tags.lookup(digest):
+            try:
+                await repository.tags.untag(tagged)
+            except errors.ManifestUnknown:
+                pass  # removed meanwhile
+        return respond(request, 202)

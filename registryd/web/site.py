@@ -1,0 +1,145 @@
+"""
+The HTTP site: upload bodies streamed, not spooled, and an access log.
+
+Twisted's L{Request} spools a whole body before any resource runs.  For blob
+uploads and manifest pushes, L{RegistryRequest} instead dispatches as soon as the headers
+are in and feeds the body to a L{StreamedBody} as it arrives.  To know the
+route at that point it needs the request line, which L{StreamingChannel}
+hands each request it creates.
+"""
+
+import io
+import re
+import time
+
+from twisted.logger import Logger
+from twisted.web import http, server
+
+from registryd.web.body import StreamedBody
+
+_STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
+_STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+accessLog = Logger(namespace="registryd.access")
+
+
+class StreamingChannel(http.HTTPChannel):
+    """An L{HTTPChannel} that tells each request its request line early."""
+
+    def lineReceived(self, line):
+        count = len(self.requests)
+        super().lineReceived(line)
+        if len(self.requests) > count:
+            self.requests[-1].requestLine = line
+
+
+class RegistryRequest(server.Request):
+    """
+    A request whose upload bodies are streamed to the route handling them.
+
+    @ivar streamedBody: The L{StreamedBody} of a streamed request, else None.
+    """
+
+    defaultContentType = None
+    requestLine = b""
+    streamedBody = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.startTime = time.monotonic()
+        self._expectsContinue = False
+        self._finishDeferred = False
+
+    def gotLength(self, length):
+        parts = self.requestLine.split()
+        if (
+            length == 0
+            or len(parts) != 3
+            or parts[0] not in _STREAMED_METHODS
+            or not _STREAMED_PATH.match(parts[1].split(b"?", 1)[0])
+        ):
+            super().gotLength(length)
+            return
+        self.streamedBody = StreamedBody(self.transport, length, self._acceptBody)
+        # The route answers 100-continue itself, once it accepts the body.
+        expect = self.requestHeaders.getRawHeaders(b"expect", [b""])[0]
+        if expect.lower() == b"100-continue":
+            self._expectsContinue = True
+            self.requestHeaders.removeHeader(b"expect")
+        self.content = io.BytesIO()
+        # Parse the URI and dispatch now, with Twisted's own code.
+        server.Request.requestReceived(self, parts[0], parts[1], parts[2])
+
+    def _acceptBody(self):
+        """Tell a client waiting on C{Expect: 100-continue} to send the body."""
+        if self._expectsContinue and not self.startedWriting:
+            self._expectsContinue = False
+            self.transport.write(_CONTINUE)
+
+    def handleContentChunk(self, data):
+        if self.streamedBody is None:
+            super().handleContentChunk(data)
+        else:
+            self.streamedBody.dataReceived(data)
+
+    def requestReceived(self, command, path, version):
+        if self.streamedBody is None:
+            super().requestReceived(command, path, version)
+            return
+        self.streamedBody.finished()
+        if self._finishDeferred:
+            self._finishDeferred = False
+            super().finish()
+
+    def write(self, data):
+        if not self.startedWriting and self._bodyPending():
+            # Answered before the body is in: the connection cannot be reused.
+            self.setHeader(b"Connection", b"close")
+        super().write(data)
+
+    def finish(self):
+        if self._bodyPending():
+            # The channel still expects body bytes for this request; close the
+            # connection and finish once it has the whole body or is gone.
+            self.streamedBody.discard()
+            self._finishDeferred = True
+            self.transport.loseConnection()
+            return
+        super().finish()
+
+    def _bodyPending(self):
+        return self.streamedBody is not None and not self.streamedBody.complete
+
+    def connectionLost(self, reason):
+        if self.streamedBody is not None:
+            self.streamedBody.failed(reason)
+        super().connectionLost(reason)
+
+
+class RegistrySite(server.Site):
+    """A L{Site} of L{RegistryRequest}s on L{StreamingChannel}s, logging each request."""
+
+    protocol = StreamingChannel
+    requestFactory = RegistryRequest
+    displayTracebacks = False
+
+    def __init__(self, resource, accessLogEnabled=True, **kwargs):
+        super().__init__(resource, **kwargs)
+        self.accessLogEnabled = accessLogEnabled
+
+    def log(self, request):
+        if not self.accessLogEnabled:
+            return
+        accessLog.info(
+            "{client} {method} {uri} {status} {bytes} {duration:.4f}s",
+            client=request.getClientAddress().host
+            if hasattr(request.getClientAddress(), "host")
+            else "-",
+            method=request.method.decode("ascii", "replace"),
+            uri=request.uri.decode("ascii", "replace"),
+            status=request.code,
+            bytes=request.sentLength,
+            duration=time.monotonic() - request.startTime,
+            userAgent=(request.getHeader(b"user-agent") or b"").decode("ascii", "replace"),
+        )
