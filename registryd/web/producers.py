@@ -65,7 +65,8 @@ class ReaderProducer:
             return
         self._stopped = True
         self._reader.close()
-        self._consumer.unregisterProducer()
+        if self._consumer.producer is self:
+            self._consumer.unregisterProducer()
         if failure is None:
             self.done.callback(None)
         else:
@@ -76,12 +77,7 @@ class ReaderProducer:
 
     def resumeProducing(self):
         self._paused = False
-        if not self._reading:
-            self._readNext()
+        self._pump()
 
     def stopProducing(self):
-        if not self._stopped:
-            self._stopped = True
-            self._reader.close()
-            if not self.done.called:
-                self.done.errback(ConnectionDone("the client stopped reading"))
+        self._finish(Failure(ConnectionDone("the client stopped reading")))

@@ -39,7 +39,8 @@ def arg(request, name):
 
 
 def header(request, name):
-    value = request.getHeader(name)
+    """The first value of request header C{name} (a str) as str, or None."""
+    value = request.getHeader(name.encode("ascii"))
     return None if value is None else value.decode("latin-1")
 
 
