@@ -25,6 +25,7 @@ setup(
             "pytest-twisted>=1.14",
             "python-dxf>=12",
             "oras>=0.2.25",
+            "hypothesis>=6",
         ],
     },
     entry_points={"console_scripts": ["registryd = registryd.cli:main"]},
