@@ -2,9 +2,12 @@
 The one module that knows the storage layout: CNCF Distribution's.
 
 Keeping the exact layout means registryd serves a root that Distribution
-wrote and the other way round.  Names, tags and digests reaching here are
-already validated by L{registryd.reference}.
+wrote and the other way round.  Names and tags reaching here are already
+validated by L{registryd.reference}; digests are parsed here, so callers may
+pass plain strings.
 """
+
+from registryd.reference import Digest
 
 ROOT = "/docker/registry/v2"
 REPOSITORIES = f"{ROOT}/repositories"
@@ -12,11 +15,8 @@ REPOSITORIES = f"{ROOT}/repositories"
 
 def blobData(digest):
     """Where the bytes of a blob (layer, config or manifest) live."""
+    digest = Digest.parse(digest)
     return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}/data"
-
-
-def blobDirectory(digest):
-    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
 
 
 def repository(name):
@@ -25,6 +25,7 @@ def repository(name):
 
 def layerLink(name, digest):
     """The link that makes a blob visible in repository C{name}."""
+    digest = Digest.parse(digest)
     return f"{repository(name)}/_layers/{digest.algorithm}/{digest.hex}/link"
 
 
@@ -33,6 +34,7 @@ def manifestsDirectory(name):
 
 
 def manifestRevisionLink(name, digest):
+    digest = Digest.parse(digest)
     return f"{repository(name)}/_manifests/revisions/{digest.algorithm}/{digest.hex}/link"
 
 
@@ -49,6 +51,7 @@ def tagCurrentLink(name, tag):
 
 
 def tagIndexLink(name, tag, digest):
+    digest = Digest.parse(digest)
     return f"{tags(name)}/{tag}/index/{digest.algorithm}/{digest.hex}/link"
 
 
@@ -72,8 +75,11 @@ def uploadStartedAt(name, uploadID):
 # that it does not know, so this index does not disturb it.
 def referrers(name, subject):
     """The directory of links to manifests whose subject is C{subject}."""
+    subject = Digest.parse(subject)
     return f"{repository(name)}/_referrers/{subject.algorithm}/{subject.hex}"
 
 
 def referrerLink(name, subject, digest):
+    subject = Digest.parse(subject)
+    digest = Digest.parse(digest)
     return f"{referrers(name, subject)}/{digest.algorithm}/{digest.hex}/link"
