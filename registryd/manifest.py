@@ -451,13 +451,16 @@ def _url(value, where):
         parts = urlsplit(value)
     except ValueError:
         parts = None
+    # RFC 3986 syntax only: which schemes and hosts a registry accepts is
+    # its policy (validation.manifests.urls), checked when the manifest is stored.
     if (
         parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.netloc
+        or not parts.scheme
+        or not (parts.netloc or parts.path)
+        or (parts.scheme in ("http", "https") and not parts.netloc)
         or _URL_FORBIDDEN.search(value)
     ):
-        raise _invalid(where, f"not an absolute http or https URL: {_show(value)}")
+        raise _invalid(where, f"not an absolute URL: {_show(value)}")
     return value
 
 

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, replace
 
 import http.client
+import socket
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -53,12 +54,27 @@ class Response:
         return [e["code"] for e in self.json()["errors"]]
 
 
-def configWith(deleteEnabled=True, readonly=False, **http):
+def configWith(
+    deleteEnabled=True,
+    readonly=False,
+    classes=(),
+    urlsAllow=(),
+    urlsDeny=(),
+    validationDisabled=False,
+    **http,
+):
     config = defaultConfig()
     return replace(
         config,
         storage=replace(config.storage, deleteEnabled=deleteEnabled, readonly=readonly),
         http=replace(config.http, **http) if http else config.http,
+        policy=replace(config.policy, repositoryClasses=tuple(classes)),
+        validation=replace(
+            config.validation,
+            disabled=validationDisabled,
+            manifestURLsAllow=tuple(urlsAllow),
+            manifestURLsDeny=tuple(urlsDeny),
+        ),
     )
 
 
@@ -114,13 +130,24 @@ class SocketClient:
         return await deferToThread(self._request, method, path, headers, body)
 
     def _request(self, method, path, headers, body):
-        connection = http.client.HTTPConnection(self._running.host, timeout=60)
+        address, port = self._running.host.split(":")
+        sock = socket.create_connection((address, int(port)), timeout=60)
         try:
-            connection.request(method, path, body=body or None, headers=headers or {})
-            response = connection.getresponse()
+            head = [f"{method} {path} HTTP/1.1", f"Host: {self._running.host}", "Connection: close"]
+            for name, values in (headers or {}).items():
+                for value in values if isinstance(values, list) else [values]:
+                    head.append(f"{name}: {value}")
+            if body or method in ("POST", "PUT", "PATCH"):
+                head.append(f"Content-Length: {len(body or b'')}")
+            try:
+                sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b""))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered before the body was taken: read the answer
+            response = http.client.HTTPResponse(sock, method=method)
+            response.begin()
             content = response.read()
         finally:
-            connection.close()
+            sock.close()
         raw = Headers()
         for name, value in response.getheaders():
             raw.addRawHeader(name, value.encode("latin-1"))

@@ -609,7 +609,7 @@ def test_descriptorSizeBounds():
     [
         ("https://example.com", "layers[1].urls"),
         ([5], "layers[1].urls[0]"),
-        (["https://ok.example/", "ftp://example.com/x"], "layers[1].urls[1]"),
+        (["https://ok.example/", "://example.com/x"], "layers[1].urls[1]"),
         (["/relative/path"], "layers[1].urls[0]"),
         (["http://"], "layers[1].urls[0]"),
         (["https://exa mple.com/"], "layers[1].urls[0]"),

@@ -20,6 +20,7 @@ from registryd.web.body import StreamedBody
 _STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
 _STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LINGER = 30  # seconds an answered request may go on sending its body
 
 accessLog = Logger(namespace="registryd.access")
 
@@ -50,6 +51,7 @@ class RegistryRequest(server.Request):
         self.startTime = time.monotonic()
         self._expectsContinue = False
         self._finishDeferred = False
+        self._lingering = None
 
     def gotLength(self, length):
         parts = self.requestLine.split()
@@ -90,6 +92,8 @@ class RegistryRequest(server.Request):
         self.streamedBody.finished()
         if self._finishDeferred:
             self._finishDeferred = False
+            self._stopLingering()
+            self.transport.loseConnection()
             super().finish()
 
     def write(self, data):
@@ -100,18 +104,32 @@ class RegistryRequest(server.Request):
 
     def finish(self):
         if self._bodyPending():
-            # The channel still expects body bytes for this request; close the
-            # connection and finish once it has the whole body or is gone.
+            # Answered before the whole body came: the channel still expects
+            # body bytes, so finish once they are in (discarded) or the
+            # connection is gone.  Closing only our sending side lets the
+            # client read the answer: a full close with unread bytes would
+            # reset the connection and destroy it.  LINGER bounds the wait.
             self.streamedBody.discard()
             self._finishDeferred = True
-            self.transport.loseConnection()
+            halfClose = getattr(self.transport, "loseWriteConnection", None)
+            if halfClose is None:
+                self.transport.loseConnection()
+            else:
+                halfClose()
+                self._lingering = self.channel.callLater(LINGER, self.transport.abortConnection)
             return
         super().finish()
 
     def _bodyPending(self):
         return self.streamedBody is not None and not self.streamedBody.complete
 
+    def _stopLingering(self):
+        if self._lingering is not None and self._lingering.active():
+            self._lingering.cancel()
+        self._lingering = None
+
     def connectionLost(self, reason):
+        self._stopLingering()
         if self.streamedBody is not None:
             self.streamedBody.failed(reason)
         super().connectionLost(reason)
