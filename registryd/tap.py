@@ -15,6 +15,7 @@ from registryd.config import (
     loadConfig,
     withOverrides,
 )
+from registryd.logs import chooseFor
 from registryd.service import RegistryService
 
 
@@ -51,6 +52,8 @@ class Options(usage.Options):
             print(f"registryd: {e}", file=sys.stderr)
             raise SystemExit(1)
         self["configuration"] = config
+        if self.parent is not None:
+            chooseFor(self.parent, config.log)
 
 
 def makeService(options):

@@ -44,10 +44,13 @@ async def purgeUploads(driver, age, now=None, dryrun=False):
         for session in await driver.list(uploads):
             try:
                 startedAt = parseStartedAt(await driver.getContent(session + "/startedat"))
-                if startedAt is None:
-                    startedAt = (await driver.stat(session)).modTime
             except PathNotFoundError:
-                continue  # finished meanwhile
+                startedAt = None
+            if startedAt is None:
+                try:
+                    startedAt = (await driver.stat(session)).modTime
+                except PathNotFoundError:
+                    continue  # finished meanwhile
             if now - startedAt > age:
                 purged.append(session)
                 if not dryrun:

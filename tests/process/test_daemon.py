@@ -57,8 +57,10 @@ def test_listenAndStorageRoot(twistd, tmp_path):
 
 def test_listenRepeatable(twistd, tmp_path):
     process = twistd("--listen", "tcp:0:interface=127.0.0.1", "--listen", "tcp:0:interface=127.0.0.1")
-    ports = [int(p) for p in __import__("re").findall(r"RegistrySite starting on (\d+)", process.log())]
-    assert len(set(ports)) == 2
+    assert len(process.ports) == 2
+    for port in process.ports:
+        process.port = port
+        assert process.request("GET", "/v2/")[0] == 200
 
 
 def test_configFileAndOverrides(twistd, tmp_path):
@@ -128,3 +130,33 @@ def test_consoleScriptVersion():
     if result.returncode != 0 and b"No such file" in result.stderr:
         pytest.skip("the registryd console script is not installed in this environment")
     assert result.stdout.decode().strip() == f"registryd {__version__}"
+
+
+def test_logLevelFormatterAndFields(twistd, tmp_path):
+    """log.level filters, log.formatter json writes JSON lines, log.fields are on every event."""
+    config = tmp_path / "registry.yaml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: info\n  formatter: json\n  fields:\n    service: registry\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+    )
+    process = twistd("--config", str(config), "--listen", "tcp:0:interface=127.0.0.1")
+    process.request("GET", "/v2/")
+    process.stop()
+    events = [json.loads(line) for line in process.log().splitlines() if line.startswith("{")]
+    access = [e for e in events if e.get("log_namespace") == "registryd.access"]
+    assert access and access[0]["method"] == "GET" and access[0]["status"] == 200
+    assert all(e.get("service") == "registry" for e in events)
+
+
+def test_logLevelWarnHidesInfo(twistd, tmp_path):
+    config = tmp_path / "registry.yaml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'root'}\n"
+    )
+    process = twistd("--config", str(config), "--listen", "tcp:0:interface=127.0.0.1")
+    assert process.request("GET", "/v2/")[0] == 200
+    process.stop()
+    log = process.log()
+    assert "GET /v2/" not in log
+    assert "registryd serving" not in log

@@ -2,7 +2,6 @@
 
 import http.client
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -10,7 +9,33 @@ import time
 
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-_PORT = re.compile(rb"RegistrySite starting on (\d+)")
+
+
+def listeningPorts(pid):
+    """The TCP ports process C{pid} listens on, sorted (from /proc, whatever it logs)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return []
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "0A" and fields[9] in inodes:  # LISTEN
+                        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+        except OSError:
+            pass
+    return sorted(ports)
 
 
 def environment():
@@ -29,6 +54,7 @@ class Twistd:
 
     def __init__(self, arguments, cwd, logPath):
         self.arguments = arguments
+        self.expectedPorts = max(1, sum(1 for a in arguments if a == "--listen"))
         self.cwd = cwd
         self.logPath = logPath
         self.process = None
@@ -46,11 +72,10 @@ class Twistd:
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with open(self.logPath, "rb") as f:
-                f.seek(self._offset)
-                match = _PORT.search(f.read())
-            if match:
-                self.port = int(match.group(1))
+            ports = listeningPorts(self.process.pid)
+            if len(ports) >= self.expectedPorts:
+                self.ports = ports
+                self.port = ports[0]
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(f"twistd exited {self.process.returncode}: {self.log()}")
