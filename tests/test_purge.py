@@ -1,5 +1,7 @@
 """Upload purging: sessions older than the configured age are removed."""
 
+import time
+
 from dataclasses import replace
 
 import pytest_twisted
@@ -53,8 +55,9 @@ async def test_dryRunDeletesNothing():
 async def test_sessionWithoutStartedAtUsesModificationTime():
     driver = MemoryDriver()
     await session(driver, "a", OLD, None)
-    assert await purgeUploads(driver, 7 * DAY, now=NOW) == []  # just written
-    assert await purgeUploads(driver, 7 * DAY, now=NOW + 1e10) == [paths.upload("a", OLD)]
+    now = time.time()
+    assert await purgeUploads(driver, 7 * DAY, now=now) == []  # just written
+    assert await purgeUploads(driver, 7 * DAY, now=now + 8 * DAY) == [paths.upload("a", OLD)]
 
 
 @pytest_twisted.ensureDeferred
