@@ -245,3 +245,263 @@ class StorageDriverContract:
         await driver.putContent("/r", b"x")
         url = await driver.redirectURL("/r", "GET")
         assert url is None or url.startswith("http")
+
+
+# The registry-level interfaces.  Subclasses provide a C{registry} fixture:
+# an IRegistry with deletes enabled, over the storage under test.
+
+
+def _digest(data, algorithm="sha256"):
+    from registryd.reference import Digest
+
+    return Digest.of(data, algorithm)
+
+
+async def _storeBlob(repository, data):
+    upload = await repository.blobs.createUpload()
+    await upload.write(data)
+    return await upload.commit(_digest(data))
+
+
+def _imageManifest(config, layers, subject=None, artifactType=None):
+    import json
+
+    from registryd.manifest import OCI_IMAGE_CONFIG, OCI_MANIFEST, parseManifest
+
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_IMAGE_CONFIG, "digest": _digest(config), "size": len(config)},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": _digest(l), "size": len(l)}
+            for l in layers
+        ],
+    }
+    if subject is not None:
+        document["subject"] = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 10}
+    if artifactType is not None:
+        document["artifactType"] = artifactType
+    return parseManifest(json.dumps(document).encode(), OCI_MANIFEST)
+
+
+async def _storeImage(repository, seed=b"", **fields):
+    config, layer = b'{"seed":"%s"}' % seed, b"layer " + seed
+    await _storeBlob(repository, config)
+    await _storeBlob(repository, layer)
+    manifest = _imageManifest(config, [layer], **fields)
+    await repository.manifests.put(manifest)
+    return manifest
+
+
+async def _fails(code, awaitable):
+    from registryd.errors import RegistryError
+
+    with pytest.raises(RegistryError) as caught:
+        await awaitable
+    assert caught.value.code == code, caught.value
+    return caught.value
+
+
+class RegistryContract:
+    """L{IRegistry} and L{IRepository}."""
+
+    def test_registryInterfaces(self, registry):
+        from registryd.interfaces import IRegistry, IRepository
+
+        assert verifyObject(IRegistry, registry)
+        assert verifyObject(IRepository, registry.repository("a/b"))
+        assert registry.repository("a/b").name == "a/b"
+
+    @pytest_twisted.ensureDeferred
+    async def test_catalog(self, registry):
+        assert await registry.catalog() == []
+        for name in ["b", "a/x", "a", "c/d/e"]:
+            await _storeImage(registry.repository(name))
+        await _storeBlob(registry.repository("blobs-only"), b"x")
+        assert await registry.catalog() == ["a", "a/x", "b", "c/d/e"]
+        assert await registry.catalog(n=2) == ["a", "a/x"]
+        assert await registry.catalog(last="a/x") == ["b", "c/d/e"]
+        assert await registry.catalog(n=1, last="b") == ["c/d/e"]
+
+
+class BlobStoreContract:
+    """L{IBlobStore} and L{IBlobUpload}."""
+
+    def test_blobStoreInterface(self, registry):
+        from registryd.interfaces import IBlobStore
+
+        assert verifyObject(IBlobStore, registry.repository("a").blobs)
+
+    @pytest_twisted.ensureDeferred
+    async def test_uploadCommitStatOpen(self, registry):
+        from registryd.interfaces import IBlobUpload
+
+        blobs = registry.repository("a").blobs
+        data = bytes(range(256)) * 500
+        upload = await blobs.createUpload()
+        assert verifyObject(IBlobUpload, upload)
+        assert (upload.name, upload.size) == ("a", 0)
+        await upload.write(data[:1000])
+        await upload.write(data[1000:])
+        assert upload.size == len(data)
+        info = await upload.commit(_digest(data))
+        assert (info.digest, info.size) == (_digest(data), len(data))
+        assert (await blobs.stat(_digest(data))).size == len(data)
+        assert await readAll(await blobs.open(_digest(data)), 4096) == data
+        assert await readAll(await blobs.open(_digest(data), 5000)) == data[5000:]
+
+    @pytest_twisted.ensureDeferred
+    async def test_resumeAcrossSessions(self, registry):
+        blobs = registry.repository("a").blobs
+        upload = await blobs.createUpload()
+        await upload.write(b"first,")
+        await upload.close()
+        resumed = await blobs.resumeUpload(upload.id)
+        assert (resumed.id, resumed.size) == (upload.id, 6)
+        assert abs(resumed.startedAt - upload.startedAt) < 1
+        await resumed.write(b"second")
+        await resumed.commit(_digest(b"first,second"))
+        await _fails("BLOB_UPLOAD_UNKNOWN", blobs.resumeUpload(upload.id))
+
+    @pytest_twisted.ensureDeferred
+    async def test_sha512(self, registry):
+        blobs = registry.repository("a").blobs
+        upload = await blobs.createUpload()
+        await upload.write(b"five twelve")
+        info = await upload.commit(_digest(b"five twelve", "sha512"))
+        assert info.digest.startswith("sha512:")
+        assert await readAll(await blobs.open(info.digest)) == b"five twelve"
+
+    @pytest_twisted.ensureDeferred
+    async def test_digestMismatchCancels(self, registry):
+        blobs = registry.repository("a").blobs
+        upload = await blobs.createUpload()
+        await upload.write(b"actual")
+        await _fails("DIGEST_INVALID", upload.commit(_digest(b"claimed")))
+        await _fails("BLOB_UNKNOWN", blobs.stat(_digest(b"actual")))
+        await _fails("BLOB_UNKNOWN", blobs.stat(_digest(b"claimed")))
+        await _fails("BLOB_UPLOAD_UNKNOWN", blobs.resumeUpload(upload.id))
+
+    @pytest_twisted.ensureDeferred
+    async def test_cancel(self, registry):
+        blobs = registry.repository("a").blobs
+        upload = await blobs.createUpload()
+        await upload.write(b"abandoned")
+        await upload.cancel()
+        await _fails("BLOB_UPLOAD_UNKNOWN", blobs.resumeUpload(upload.id))
+
+    @pytest_twisted.ensureDeferred
+    async def test_unknownUploads(self, registry):
+        blobs = registry.repository("a").blobs
+        for uploadID in ["nope", "../../x", "0b8d0e1a-5b1b-4b8e-9d5e-1a2b3c4d5e6f"]:
+            await _fails("BLOB_UPLOAD_UNKNOWN", blobs.resumeUpload(uploadID))
+
+    @pytest_twisted.ensureDeferred
+    async def test_visibilityLinkMountDelete(self, registry):
+        a, b, c = (registry.repository(n).blobs for n in "abc")
+        info = await _storeBlob(registry.repository("a"), b"shared")
+        await _fails("BLOB_UNKNOWN", b.stat(info.digest))
+        await _fails("BLOB_UNKNOWN", b.open(info.digest))
+        await _fails("BLOB_UNKNOWN", b.mount(info.digest, "c"))
+        assert (await b.mount(info.digest, "a")).size == 6
+        assert (await c.mount(info.digest)).size == 6
+        assert (await registry.repository("d").blobs.link(info.digest)).size == 6
+        await _fails("BLOB_UNKNOWN", c.link(_digest(b"stored nowhere")))
+        await a.delete(info.digest)
+        await _fails("BLOB_UNKNOWN", a.stat(info.digest))
+        await _fails("BLOB_UNKNOWN", a.delete(info.digest))
+        assert await readAll(await b.open(info.digest)) == b"shared"
+
+
+class ManifestServiceContract:
+    """L{IManifestService}."""
+
+    def test_manifestServiceInterface(self, registry):
+        from registryd.interfaces import IManifestService
+
+        assert verifyObject(IManifestService, registry.repository("a").manifests)
+
+    @pytest_twisted.ensureDeferred
+    async def test_putGetExistsDelete(self, registry):
+        repository = registry.repository("a")
+        manifest = await _storeImage(repository)
+        assert await repository.manifests.exists(manifest.digest)
+        got = await repository.manifests.get(manifest.digest)
+        assert (got.digest, got.payload, got.mediaType) == (
+            manifest.digest,
+            manifest.payload,
+            manifest.mediaType,
+        )
+        assert not await registry.repository("b").manifests.exists(manifest.digest)
+        await _fails("MANIFEST_UNKNOWN", registry.repository("b").manifests.get(manifest.digest))
+        await repository.manifests.delete(manifest.digest)
+        assert not await repository.manifests.exists(manifest.digest)
+        await _fails("MANIFEST_UNKNOWN", repository.manifests.get(manifest.digest))
+        await _fails("MANIFEST_UNKNOWN", repository.manifests.delete(manifest.digest))
+
+    @pytest_twisted.ensureDeferred
+    async def test_referencedBlobsMustBeInRepository(self, registry):
+        repository = registry.repository("a")
+        await _storeBlob(registry.repository("elsewhere"), b"layer")
+        await _storeBlob(repository, b"{}")
+        error = await _fails(
+            "MANIFEST_BLOB_UNKNOWN", repository.manifests.put(_imageManifest(b"{}", [b"layer"]))
+        )
+        assert error.detail["digest"] == _digest(b"layer")
+
+
+class TagServiceContract:
+    """L{ITagService}."""
+
+    def test_tagServiceInterface(self, registry):
+        from registryd.interfaces import ITagService
+
+        assert verifyObject(ITagService, registry.repository("a").tags)
+
+    @pytest_twisted.ensureDeferred
+    async def test_tagGetUntagListLookup(self, registry):
+        repository = registry.repository("a")
+        tags = repository.tags
+        await _fails("NAME_UNKNOWN", tags.list())
+        one = await _storeImage(repository, b"1")
+        two = await _storeImage(repository, b"2")
+        assert await tags.list() == []
+        for tag in ["latest", "v1", "stable"]:
+            await tags.tag(tag, one.digest)
+        assert await tags.get("v1") == one.digest
+        await tags.tag("latest", two.digest)
+        assert await tags.get("latest") == two.digest
+        assert await tags.list() == ["latest", "stable", "v1"]
+        assert await tags.lookup(one.digest) == ["stable", "v1"]
+        await tags.untag("v1")
+        await _fails("MANIFEST_UNKNOWN", tags.get("v1"))
+        await _fails("MANIFEST_UNKNOWN", tags.untag("v1"))
+        assert await tags.list() == ["latest", "stable"]
+
+
+class ReferrersIndexContract:
+    """L{IReferrersIndex}."""
+
+    def test_referrersIndexInterface(self, registry):
+        from registryd.interfaces import IReferrersIndex
+
+        assert verifyObject(IReferrersIndex, registry.repository("a").referrers)
+
+    @pytest_twisted.ensureDeferred
+    async def test_indexedOnPutRemovedOnDelete(self, registry):
+        repository = registry.repository("a")
+        subject = await _storeImage(repository, b"subject")
+        sig = await _storeImage(repository, b"sig", subject=subject.digest, artifactType="application/x-sig")
+        sbom = await _storeImage(repository, b"sbom", subject=subject.digest, artifactType="application/x-sbom")
+        found = await repository.referrers.referrers(subject.digest)
+        assert [d.digest for d in found] == sorted([sig.digest, sbom.digest])
+        assert {d.artifactType for d in found} == {"application/x-sig", "application/x-sbom"}
+        only = await repository.referrers.referrers(subject.digest, "application/x-sbom")
+        assert [d.digest for d in only] == [sbom.digest]
+        await repository.manifests.delete(sig.digest)
+        assert [d.digest for d in await repository.referrers.referrers(subject.digest)] == [sbom.digest]
+        await repository.referrers.remove(subject.digest, sbom.digest)
+        assert await repository.referrers.referrers(subject.digest) == []
+        await repository.referrers.add(subject.digest, sbom.digest)
+        assert [d.digest for d in await repository.referrers.referrers(subject.digest)] == [sbom.digest]
+        assert await registry.repository("b").referrers.referrers(subject.digest) == []
