@@ -88,9 +88,14 @@ Unauthorized = _code("Unauthorized", "UNAUTHORIZED", 401, "authentication requir
 Denied = _code("Denied", "DENIED", 403, "requested access to the resource is denied")
 Unsupported = _code("Unsupported", "UNSUPPORTED", 405, "the operation is unsupported")
 TooManyRequests = _code("TooManyRequests", "TOOMANYREQUESTS", 429, "too many requests")
+# Distribution answers PAGINATION_NUMBER_INVALID, which is not in the spec's
+# code table ("The code field MUST be one of the following").
 PaginationInvalid = _code(
-    "PaginationInvalid", "PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested"
+    "PaginationInvalid", "UNSUPPORTED", 400, "invalid number of results requested"
 )
+# The spec: a registry enforcing a manifest size limit "SHOULD respond ...
+# with a response code 413 Payload Too Large" (Distribution: 400).
+ManifestTooLarge = _code("ManifestTooLarge", "MANIFEST_INVALID", 413, "manifest too large")
 RangeInvalid = _code(
     "RangeInvalid", "BLOB_UPLOAD_INVALID", 416, "requested range not satisfiable"
 )

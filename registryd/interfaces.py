@@ -170,11 +170,13 @@ class ITagService(Interface):
         Remove a tag (not its manifest).
 
         @raise ManifestUnknown: No such tag.
+        @raise Unsupported: Deletes are disabled.
         """
 
     def list():
         """
-        @return: Deferred firing with every tag, sorted.
+        @return: Deferred firing with every tag, in the spec's lexical order
+            (L{registryd.reference.lexicalKey}).
         @raise NameUnknown: The repository does not exist.
         """
 

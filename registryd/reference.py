@@ -32,6 +32,14 @@ def validateName(name):
     return name
 
 
+def lexicalKey(name):
+    """
+    The spec's order for listings: case-insensitive alphanumeric ("lexical
+    order (i.e. case-insensitive alphanumeric order)"), ties broken by case.
+    """
+    return name.lower(), name
+
+
 def isTag(reference):
     """Whether C{reference} is a syntactically valid tag."""
     return bool(_TAG.match(reference))

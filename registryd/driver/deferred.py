@@ -91,8 +91,7 @@ class DeferredDriver:
     stat = _checked("stat")
     delete = _checked("delete")
 
-    def list(self, path):
-        return self.listInfo(path).addCallback(lambda infos: [i.path for i in infos])
+    list = _checked("list")
 
     def listInfo(self, path):
         """Like C{list}, with each child's L{FileInfo}."""

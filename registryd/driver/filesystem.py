@@ -158,6 +158,12 @@ class BlockingFilesystemDriver:
         isDir = _stat.S_ISDIR(st.st_mode)
         return FileInfo(path, 0 if isDir else st.st_size, st.st_mtime, isDir)
 
+    def list(self, path):
+        prefix = path.rstrip("/") + "/"
+        with _missingAs(path):
+            names = os.listdir(self._local(path))
+        return [prefix + name for name in names if not name.startswith(_TEMP_PREFIX)]
+
     def listInfo(self, path):
         prefix = path.rstrip("/") + "/"
         infos = []

@@ -105,12 +105,17 @@ class BlockingMemoryDriver:
         *dirs, leaf = segments(path)
         node = self._root
         for segment in dirs:
-            child = node.setdefault(segment, _Dir())
+            child = node.get(segment)
+            if child is None:
+                child = node[segment] = _Dir()
+                node.modTime = child.modTime
             if not isinstance(child, _Dir):
                 raise InvalidPathError(f"{path}: {segment} is a file")
             node = child
         if isinstance(node.get(leaf), _Dir):
             raise InvalidPathError(f"{path} is a directory")
+        if leaf not in node:
+            node.modTime = time.time()  # as a directory's mtime follows its entries
         node[leaf] = file
         return file
 
@@ -136,11 +141,17 @@ class BlockingMemoryDriver:
             return FileInfo(path, len(node.data), node.modTime, False)
         return FileInfo(path, 0, node.modTime, True)
 
-    def listInfo(self, path):
+    def _directory(self, path):
         node = self._find(path)
         if not isinstance(node, _Dir):
             raise PathNotFoundError(path)
-        return [self.stat(_join(path, name)) for name in node]
+        return node
+
+    def list(self, path):
+        return [_join(path, name) for name in self._directory(path)]
+
+    def listInfo(self, path):
+        return [self.stat(_join(path, name)) for name in self._directory(path)]
 
     def move(self, source, destination):
         file = self._file(source)
@@ -157,6 +168,7 @@ class BlockingMemoryDriver:
         if not isinstance(holder, _Dir) or leaf not in holder:
             raise PathNotFoundError(path)
         del holder[leaf]
+        holder.modTime = time.time()
 
 
 def MemoryDriver():

@@ -51,6 +51,7 @@ class ManifestService:
         except PathNotFoundError:
             await self._driver.putContent(data, manifest.payload)
         await writeLink(self._driver, paths.manifestRevisionLink(self._name, digest), digest)
+        self._context.catalogCache.forget()
         if manifest.subject is not None:
             await self._referrers.add(manifest.subject.digest, digest)
         self._context.manifestCache.put(digest, manifest)

@@ -6,6 +6,7 @@ the options, and the per-process state (caches, locks, live hash states).
 """
 
 import re
+import time
 
 from zope.interface import implementer
 
@@ -14,7 +15,7 @@ from registryd.concurrency import KeyedLocks
 from registryd.interfaces import IRegistry, IRepository
 from registryd.storage.blobs import BlobStore
 from registryd.storage.cache import BoundedCache
-from registryd.storage.catalog import listRepositories
+from registryd.storage.catalog import CatalogCache
 from registryd.storage.manifests import ManifestService
 from registryd.storage.referrers import ReferrersIndex
 from registryd.storage.tags import TagService
@@ -61,6 +62,7 @@ class Registry:
     @param compute: A runner (C{run(function, *args) -> Deferred}) for CPU-heavy
         work such as hashing, e.g. a thread pool's; inline by default.
     @param urlPolicy: A predicate on foreign-layer URLs (see L{urlPolicy}).
+    @param clock: Has C{time()}; ages the catalog cache.
     """
 
     def __init__(
@@ -70,6 +72,8 @@ class Registry:
         compute=inline,
         urlPolicy=urlPolicy(),
         manifestCacheBytes=64 * 1024 * 1024,
+        listCacheBytes=32 * 1024 * 1024,
+        clock=time,
     ):
         self.driver = driver
         self.deleteEnabled = deleteEnabled
@@ -81,9 +85,13 @@ class Registry:
         self.manifestCache = BoundedCache(
             manifestCacheBytes, size=lambda manifest: len(manifest.payload) + 1024
         )
+        self.tagLists = BoundedCache(
+            listCacheBytes, size=lambda entry: 64 * (len(entry[1]) + 1)
+        )
+        self.catalogCache = CatalogCache(self.driver, clock)
 
     def repository(self, name):
         return Repository(self, name)
 
     def catalog(self, n=None, last=None):
-        return listRepositories(self.driver, n, last)
+        return self.catalogCache.page(n, last)

@@ -1,5 +1,7 @@
 """A repository's tags: C{current/link} names the manifest, C{index/} its history."""
 
+import time
+
 from zope.interface import implementer
 
 from registryd import errors
@@ -7,7 +9,11 @@ from registryd.concurrency import deferred
 from registryd.driver.interfaces import PathNotFoundError
 from registryd.interfaces import ITagService
 from registryd.storage import paths
+from registryd.reference import lexicalKey
 from registryd.storage.links import readLink, writeLink
+
+
+SETTLE = 1.0
 
 
 def _unknown(tag):
@@ -39,25 +45,45 @@ class TagService:
     async def _tag(self, tag, digest):
         await writeLink(self._driver, paths.tagIndexLink(self._name, tag, digest), digest)
         await writeLink(self._driver, paths.tagCurrentLink(self._name, tag), digest)
+        self._context.tagLists.discard(self._name)
 
     @deferred
     async def untag(self, tag):
+        if not self._context.deleteEnabled:
+            # The spec: "If tag deletion is disabled, the registry MUST respond
+            # with either a 400 Bad Request or a 405 Method Not Allowed".
+            raise errors.Unsupported(message="deletes are disabled on this registry")
         try:
             await self._driver.delete(paths.tag(self._name, tag))
         except PathNotFoundError:
             raise _unknown(tag) from None
+        finally:
+            self._context.tagLists.discard(self._name)
 
     @deferred
     async def list(self):
+        """
+        The sorted tags, from a cache while the tags directory's modification
+        time says nothing changed.  A directory changed less than
+        C{SETTLE} seconds ago is listed afresh: timestamps are coarse, and
+        another process may change it again within the same tick.
+        """
+        directory = paths.tags(self._name)
         try:
-            children = await self._driver.list(paths.tags(self._name))
+            info = await self._driver.stat(directory)
         except PathNotFoundError:
             try:
                 await self._driver.stat(paths.manifestsDirectory(self._name))
             except PathNotFoundError:
                 raise errors.NameUnknown(detail={"name": self._name}) from None
             return []
-        return sorted(child.rsplit("/", 1)[1] for child in children)
+        cached = self._context.tagLists.get(self._name)
+        if cached is not None and cached[0] == info.modTime:
+            return cached[1]
+        tags = sorted((child.rsplit("/", 1)[1] for child in await self._driver.list(directory)), key=lexicalKey)
+        if time.time() - info.modTime > SETTLE:
+            self._context.tagLists.put(self._name, (info.modTime, tags))
+        return tags
 
     @deferred
     async def lookup(self, digest):

@@ -1,10 +1,11 @@
 """Listing routes: tags, the catalog and OCI 1.1 referrers, with pagination."""
 
+import bisect
 from urllib.parse import quote
 
 from registryd import errors
 from registryd.manifest import OCI_INDEX
-from registryd.reference import Digest, validateName
+from registryd.reference import Digest, lexicalKey, validateName
 from registryd.web.responses import arg, respondJSON
 
 CATALOG_PAGE = 1000
@@ -29,7 +30,7 @@ def paginate(request, urls, path, names, n):
     """
     last = arg(request, "last")
     if last:
-        names = [name for name in names if name > last]
+        names = names[bisect.bisect_right(names, lexicalKey(last), key=lexicalKey) :]
     if n is None:
         return names, {}
     page = names[:n]

@@ -23,22 +23,35 @@ from registryd.web.responses import header, respond
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
+ALL_TYPES = frozenset([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
+
+
 def acceptedTypes(request):
     """
     Every media type the client lists in any C{Accept} header, parameters
     (C{q=} included) ignored, unparsable parts skipped (GET step 1).
+
+    Unlike Distribution, a request without C{Accept}, or accepting C{*/*} or
+    C{application/*}, accepts every manifest type: HTTP reads it so, and the
+    spec says "A GET request to an existing manifest URL MUST provide the
+    expected manifest".  Gating applies to clients that list their types.
     """
+    values = request.requestHeaders.getRawHeaders(b"accept")
+    if not values:
+        return ALL_TYPES
     accepted = set()
-    for value in request.requestHeaders.getRawHeaders(b"accept", []):
+    for value in values:
         for part in value.decode("latin-1").split(","):
             mediaType = part.split(";", 1)[0].strip().lower()
+            if mediaType in ("*/*", "application/*"):
+                return ALL_TYPES
             if mediaType.count("/") == 1 and " " not in mediaType:
                 accepted.add(mediaType)
     return accepted
 
 
 async def readBounded(body, limit):
-    """The whole body, or MANIFEST_INVALID as soon as it exceeds C{limit} bytes."""
+    """The whole body, or 413 MANIFEST_INVALID as soon as it exceeds C{limit} bytes."""
     chunks = []
     received = 0
 
@@ -46,14 +59,14 @@ async def readBounded(body, limit):
         nonlocal received
         received += len(data)
         if received > limit:
-            raise errors.ManifestInvalid(
+            raise errors.ManifestTooLarge(
                 detail={"limit": limit}, message=f"manifest exceeds {limit} bytes"
             )
         chunks.append(data)
 
     if body.length is not None and body.length > limit:
         body.discard()
-        raise errors.ManifestInvalid(detail={"limit": limit}, message=f"manifest exceeds {limit} bytes")
+        raise errors.ManifestTooLarge(detail={"limit": limit}, message=f"manifest exceeds {limit} bytes")
     await body.deliver(collect)
     return b"".join(chunks)
 

@@ -26,7 +26,9 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 EMPTY_CONFIG = b"{}"
 ACCEPT_MANIFESTS = f"{OCI_MANIFEST}, {OCI_INDEX}"
 
-_LINK = re.compile(r'^\s*<([^>]*)>\s*;\s*rel="?next"?\s*$')
+# RFC 5988: <URI-Reference>; link-params, one of them rel="next".
+_LINK = re.compile(r'^\s*<([^>]*)>((?:\s*;\s*[^;]+)*)\s*$')
+_NEXT = re.compile(r'^\s*rel\s*=\s*(?:"next"|next)\s*$', re.IGNORECASE)
 
 
 def digestOf(data):
@@ -74,7 +76,7 @@ class Response:
         if value is None:
             return None
         match = _LINK.match(value)
-        if match is None:
+        if match is None or not any(_NEXT.match(p) for p in match.group(2).split(";")):
             raise AssertionError(f"Link header is not RFC 5988 rel=\"next\": {value!r}")
         return urljoin(self.url, match.group(1))
 

@@ -123,11 +123,26 @@ async def test_manifestInOtherRepositoryIsUnknown(client):
 async def test_ociManifestGating(client):
     """GET 5: an OCI manifest only for clients that accept OCI manifests."""
     digest, payload = await pushImage(client, "a", tag="v1")
-    for accept in (None, DOCKER_MANIFEST, f"{OCI_INDEX}, {DOCKER_LIST}"):
-        r = await client.request("GET", "/v2/a/manifests/v1", headers={"Accept": accept} if accept else {})
+    for accept in (DOCKER_MANIFEST, f"{OCI_INDEX}, {DOCKER_LIST}", "text/html"):
+        r = await client.request("GET", "/v2/a/manifests/v1", headers={"Accept": accept})
         assert r.status == 404
         assert r.errorCodes == ["MANIFEST_UNKNOWN"]
         assert r.json()["errors"][0]["message"] == "OCI manifest found, but accept header does not support OCI manifests"
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/*", f"text/plain, */*;q=0.1"])
+@pytest_twisted.ensureDeferred
+async def test_noAcceptMeansEverything(client, accept):
+    """
+    Beyond Distribution: without an Accept header, or with a wildcard, every
+    type is accepted (the spec: a GET "MUST provide the expected manifest").
+    """
+    digest, payload = await pushImage(client, "a", tag="v1")
+    r = await client.request("GET", "/v2/a/manifests/v1", headers={"Accept": accept} if accept else {})
+    assert (r.status, r.body) == (200, payload)
+    await pushDockerList(client, [("amd64", "linux")])
+    r = await client.request("GET", "/v2/d/manifests/list", headers={"Accept": accept} if accept else {})
+    assert r.header("Content-Type") == DOCKER_LIST.encode()
 
 
 @pytest_twisted.ensureDeferred
@@ -224,12 +239,12 @@ async def test_responseHeadersAndExactBytes(client):
 
 @pytest_twisted.ensureDeferred
 async def test_putTooLarge(client):
-    """PUT 1: a body over 4 MiB is MANIFEST_INVALID."""
+    """PUT 1: a body over 4 MiB is MANIFEST_INVALID, with the spec's 413 (Distribution: 400)."""
     config = b"{}"
     await pushBlob(client, "a", config)
     payload = imageManifest(config, [], annotations={"pad": "x" * (4 * 1024 * 1024)})
     r = await client.request("PUT", "/v2/a/manifests/big", headers={"Content-Type": OCI_MANIFEST}, body=payload)
-    assert (r.status, r.errorCodes) == (400, ["MANIFEST_INVALID"])
+    assert (r.status, r.errorCodes) == (413, ["MANIFEST_INVALID"])
     r = await client.request("GET", "/v2/a/manifests/big", headers={"Accept": OCI_MANIFEST})
     assert r.status == 404
 
@@ -499,7 +514,10 @@ async def test_deleteByDigestRemovesTags(client):
 @pytest.mark.parametrize("setup", ["stub", "filesystem"])
 @pytest_twisted.ensureDeferred
 async def test_deleteDisabled(setup):
-    """DELETE 3: deletes disabled is 405 UNSUPPORTED; untagging still works, as in Distribution."""
+    """
+    DELETE 3: deletes disabled is 405 UNSUPPORTED, for tags too (the spec
+    requires 400 or 405 for tag deletion; Distribution untags regardless).
+    """
 
     async def test(client):
         digest, _ = await pushImage(client, "a", tag="v1")
@@ -508,6 +526,8 @@ async def test_deleteDisabled(setup):
         r = await client.request("GET", f"/v2/a/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
         assert r.status == 200
         r = await client.request("DELETE", "/v2/a/manifests/v1")
-        assert r.status == 202
+        assert (r.status, r.errorCodes) == (405, ["UNSUPPORTED"])
+        r = await client.request("GET", "/v2/a/manifests/v1", headers={"Accept": OCI_MANIFEST})
+        assert r.status == 200
 
     await withClient(setup, configWith(deleteEnabled=False), test)

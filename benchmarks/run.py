@@ -1,0 +1,355 @@
+"""
+registryd against CNCF Distribution 2.8 (Debian's docker-registry), side by
+side on loopback, measured in alternation (A B A B ...) and reported as
+medians and ratios registryd / Distribution.
+
+    .venv/bin/python benchmarks/run.py [--rounds 3] [--duration 3] [--workers N] [--only NAME ...]
+
+Needs wrk, curl and docker-registry (Debian packages).  Prints a table and
+writes benchmarks/results/latest.json.
+"""
+
+import argparse
+import hashlib
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from urllib.parse import urlsplit
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from content import DOCKER_MANIFEST, OCI_MANIFEST, digestOf, writeImage, writeLayerBlob  # noqa: E402
+from servers import HERE, Distribution, Registryd  # noqa: E402
+
+MiB = 1024 * 1024
+ACCEPT = ", ".join(
+    [
+        OCI_MANIFEST,
+        "application/vnd.oci.image.index.v1+json",
+        DOCKER_MANIFEST,
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+BIG = 256 * MiB
+
+
+# The machine's own limits.
+
+
+def sha256Rate():
+    data = os.urandom(BIG)
+    start = time.perf_counter()
+    hashlib.sha256(data).digest()
+    return BIG / MiB / (time.perf_counter() - start)
+
+
+def loopbackRate(total=1024 * MiB):
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def sink():
+        connection, _ = server.accept()
+        buffer = bytearray(4 * MiB)
+        while connection.recv_into(buffer):
+            pass
+        connection.close()
+
+    thread = threading.Thread(target=sink)
+    thread.start()
+    client = socket.create_connection(server.getsockname())
+    chunk = os.urandom(4 * MiB)
+    start = time.perf_counter()
+    for _ in range(total // len(chunk)):
+        client.sendall(chunk)
+    client.close()
+    thread.join()
+    server.close()
+    return total / MiB / (time.perf_counter() - start)
+
+
+def fsyncRate(directory):
+    path = os.path.join(directory, "fsync-probe")
+    chunk = os.urandom(8 * MiB)
+    start = time.perf_counter()
+    with open(path, "wb") as f:
+        for _ in range(BIG // len(chunk)):
+            f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    elapsed = time.perf_counter() - start
+    os.unlink(path)
+    return BIG / MiB / elapsed
+
+
+# Clients.
+
+
+def request(host, method, path, body=None, headers=None):
+    connection = http.client.HTTPConnection(host, timeout=600)
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def location(headers):
+    parts = urlsplit(headers["Location"])
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+_WRK = re.compile(r"Requests/sec:\s+([\d.]+)")
+_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url, connections, duration, headers=(), method="GET"):
+    """requests/s, p50 ms, p99 ms from wrk."""
+    script = os.path.join(HERE, f"wrk-{method.lower()}.lua")
+    with open(script, "w") as f:
+        f.write(f'wrk.method = "{method}"\n')
+    command = ["wrk", "-t", str(min(connections, 2)), "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", script]
+    for header in headers:
+        command += ["-H", header]
+    output = subprocess.run(command + [url], capture_output=True, text=True, timeout=duration + 60).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if errors:
+        raise RuntimeError(f"wrk saw {errors.group(1)} error responses from {url}")
+    latencies = {p: float(v) * _UNITS[u] for p, v, u in _LATENCY.findall(output)}
+    return float(_WRK.search(output).group(1)), latencies["50"], latencies["99"]
+
+
+def pushMonolithic(host, name, data, digest):
+    start = time.perf_counter()
+    status, headers, _ = request(host, "POST", f"/v2/{name}/blobs/uploads/")
+    assert status == 202, status
+    status, _, body = request(host, "PUT", f"{location(headers)}{'&' if '?' in location(headers) else '?'}digest={digest}", data)
+    assert status == 201, (status, body)
+    return len(data) / MiB / (time.perf_counter() - start)
+
+
+def pushChunked(host, name, data, digest, chunk=8 * MiB):
+    start = time.perf_counter()
+    status, headers, _ = request(host, "POST", f"/v2/{name}/blobs/uploads/")
+    path = location(headers)
+    view = memoryview(data)
+    for offset in range(0, len(data), chunk):
+        piece = view[offset : offset + chunk]
+        status, headers, _ = request(
+            host, "PATCH", path, piece,
+            {"Content-Range": f"{offset}-{offset + len(piece) - 1}", "Content-Type": "application/octet-stream"},
+        )
+        assert status == 202, status
+        path = location(headers)
+    status, _, body = request(host, "PUT", f"{path}{'&' if '?' in path else '?'}digest={digest}")
+    assert status == 201, (status, body)
+    return len(data) / MiB / (time.perf_counter() - start)
+
+
+def _smallPushes(arguments):
+    host, name, blobs = arguments
+    connection = http.client.HTTPConnection(host, timeout=120)
+    for data in blobs:
+        connection.request("POST", f"/v2/{name}/blobs/uploads/")
+        response = connection.getresponse()
+        response.read()
+        path = location(response.headers)
+        connection.request("PUT", f"{path}{'&' if '?' in path else '?'}digest={digestOf(data)}", body=data)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 201, response.status
+    connection.close()
+    return len(blobs)
+
+
+def _manifestPuts(arguments):
+    host, name, manifests = arguments
+    connection = http.client.HTTPConnection(host, timeout=120)
+    for tag, payload in manifests:
+        connection.request("PUT", f"/v2/{name}/manifests/{tag}", body=payload, headers={"Content-Type": OCI_MANIFEST})
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 201, response.status
+    connection.close()
+    return len(manifests)
+
+
+def parallel(function, jobs):
+    start = time.perf_counter()
+    with multiprocessing.Pool(len(jobs)) as pool:
+        done = sum(pool.map(function, jobs))
+    return done / (time.perf_counter() - start)
+
+
+def curlRate(url, headers=()):
+    command = ["curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{http_code}"]
+    for header in headers:
+        command += ["-H", header]
+    return subprocess.Popen(command + [url], stdout=subprocess.PIPE, text=True)
+
+
+def pull(host, path, streams):
+    start = time.perf_counter()
+    processes = [curlRate(f"http://{host}{path}") for _ in range(streams)]
+    for process in processes:
+        speed, code = process.communicate()[0].split()
+        assert code == "200", code
+    return BIG * streams / MiB / (time.perf_counter() - start)
+
+
+def walk(host, path):
+    """Seconds to fetch a whole listing, following Link headers."""
+    start = time.perf_counter()
+    items = 0
+    while path:
+        status, headers, body = request(host, "GET", path)
+        assert status == 200, (status, body[:200])
+        document = json.loads(body)
+        items += len(document.get("tags") or document.get("repositories") or [])
+        link = headers.get("Link")
+        path = urlsplit(link.split(";")[0].strip("<> ")).path + "?" + urlsplit(link.split(";")[0].strip("<> ")).query if link else None
+    return time.perf_counter() - start, items
+
+
+# The run.
+
+
+class Bench:
+    def __init__(self, arguments):
+        self.arguments = arguments
+        self.work = tempfile.mkdtemp(prefix="registryd-bench-")
+        self.results = {}
+        self.big = os.urandom(BIG)
+        self.bigDigest = digestOf(self.big)
+
+    def prepare(self, root):
+        os.makedirs(root)
+        writeImage(root, "bench/manifests", ["oci"], OCI_MANIFEST, "oci")
+        writeImage(root, "bench/manifests", ["docker"], DOCKER_MANIFEST, "docker")
+        self.layer = writeLayerBlob(root, "bench/pull", self.big)
+        tags = [f"t{i:05d}" for i in range(5000)]
+        writeImage(root, "bench/tags5k", tags, OCI_MANIFEST, "tags")
+        writeImage(root, "bench/tags10k", [f"t{i:05d}" for i in range(10000)], OCI_MANIFEST, "tags")
+        for i in range(1000):
+            writeImage(root, f"catalog/repo{i:04d}", ["latest"], OCI_MANIFEST, "catalog")
+        _, self.manifest = writeImage(root, "bench/manifests", [], OCI_MANIFEST, "oci")
+
+    def servers(self):
+        seed = os.path.join(self.work, "seed")
+        self.prepare(seed)
+        servers = []
+        for kind in (Registryd, Distribution):
+            root = os.path.join(self.work, kind.name)
+            shutil.copytree(seed, root)
+            workdir = os.path.join(self.work, f"{kind.name}-run")
+            os.makedirs(workdir)
+            server = kind(root, workdir, self.arguments.workers) if kind is Registryd else kind(root, workdir)
+            servers.append(server.start())
+        return servers
+
+    def metrics(self):
+        d = self.arguments.duration
+        layerDigest = self.layer
+        metrics = []
+        for c in (1, 16, 64):
+            metrics.append((f"manifest GET c{c}", "rps", lambda s, c=c: wrk(f"http://{s.host}/v2/bench/manifests/manifests/oci", c, d, [f"Accept: {ACCEPT}"])))
+            metrics.append((f"manifest HEAD c{c}", "rps", lambda s, c=c: wrk(f"http://{s.host}/v2/bench/manifests/manifests/docker", c, d, [f"Accept: {ACCEPT}"], "HEAD")))
+            metrics.append((f"blob HEAD c{c}", "rps", lambda s, c=c: wrk(f"http://{s.host}/v2/bench/pull/blobs/{layerDigest}", c, d, [], "HEAD")))
+        counter = iter(range(10**9))
+        metrics += [
+            ("push 256 MiB monolithic", "MiB/s", lambda s: pushMonolithic(s.host, f"push/mono{next(counter)}", self.big, self.bigDigest)),
+            ("push 256 MiB in 8 MiB chunks", "MiB/s", lambda s: pushChunked(s.host, f"push/chunked{next(counter)}", self.big, self.bigDigest)),
+            ("2000 pushes of 4 KiB, c16", "pushes/s", lambda s: parallel(_smallPushes, [(s.host, f"small/r{next(counter)}", [os.urandom(4096) for _ in range(125)]) for _ in range(16)])),
+            ("pull 256 MiB, 1 stream", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 1)),
+            ("pull 256 MiB, 4 streams", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 4)),
+            ("Range read 1 MiB, c16", "rps", lambda s: wrk(f"http://{s.host}/v2/bench/pull/blobs/{layerDigest}", 16, d, ["Range: bytes=1048576-2097151"])),
+            ("manifest PUT, c8", "PUTs/s", lambda s: parallel(_manifestPuts, [(s.host, "bench/manifests", [(f"p{next(counter)}", self.manifest) for _ in range(100)]) for _ in range(8)])),
+            ("tags/list walk, 5,000 tags", "s", lambda s: walk(s.host, "/v2/bench/tags5k/tags/list?n=1000")[0]),
+            ("tags/list walk, 10,000 tags", "s", lambda s: walk(s.host, "/v2/bench/tags10k/tags/list?n=1000")[0]),
+            ("_catalog walk, 1,000 repositories", "s", lambda s: walk(s.host, "/v2/_catalog?n=100")[0]),
+        ]
+        only = self.arguments.only
+        return [m for m in metrics if not only or any(o.lower() in m[0].lower() for o in only)]
+
+    def run(self):
+        limits = {
+            "sha256 MiB/s": sha256Rate(),
+            "loopback TCP MiB/s": loopbackRate(),
+            "fsync'd disk write MiB/s": fsyncRate(self.work),
+        }
+        servers = self.servers()
+        try:
+            rows = []
+            for name, unit, measure in self.metrics():
+                samples = {s.name: [] for s in servers}
+                for _ in range(self.arguments.rounds):
+                    for server in servers:  # A B A B ...
+                        samples[server.name].append(measure(server))
+                rows.append((name, unit, samples))
+                print(f"  measured {name}", file=sys.stderr)
+            rss = {s.name: s.peakRSS() / MiB for s in servers}
+        finally:
+            for server in servers:
+                server.stop()
+            shutil.rmtree(self.work, ignore_errors=True)
+        return limits, rows, rss
+
+
+def summarise(samples):
+    if isinstance(samples[0], tuple):
+        return {
+            "value": statistics.median(s[0] for s in samples),
+            "p50 ms": statistics.median(s[1] for s in samples),
+            "p99 ms": statistics.median(s[2] for s in samples),
+        }
+    return {"value": statistics.median(samples)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--workers", type=int, default=None, help="registryd --workers")
+    parser.add_argument("--only", nargs="*", help="metrics whose name contains one of these")
+    arguments = parser.parse_args()
+    limits, rows, rss = Bench(arguments).run()
+    report = {
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "settings": vars(arguments),
+        "limits": limits,
+        "metrics": [],
+        "peak RSS MiB": rss,
+    }
+    print(f"\nmachine: {os.cpu_count()} CPUs, {platform.platform()}")
+    for name, value in limits.items():
+        print(f"  {name}: {value:,.0f}")
+    print(f"\n| metric | unit | registryd | Distribution | ratio | registryd p50/p99 ms | Distribution p50/p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for name, unit, samples in rows:
+        ours, theirs = summarise(samples["registryd"]), summarise(samples["distribution"])
+        ratio = ours["value"] / theirs["value"] if theirs["value"] else float("nan")
+        latency = lambda s: f"{s['p50 ms']:.2f} / {s['p99 ms']:.2f}" if "p50 ms" in s else ""
+        print(f"| {name} | {unit} | {ours['value']:,.2f} | {theirs['value']:,.2f} | {ratio:.2f} | {latency(ours)} | {latency(theirs)} |")
+        report["metrics"].append({"name": name, "unit": unit, "registryd": ours, "distribution": theirs, "ratio": ratio})
+    print(f"| peak RSS | MiB | {rss['registryd']:,.0f} | {rss['distribution']:,.0f} | {rss['registryd'] / rss['distribution']:.2f} | | |")
+    results = os.path.join(HERE, "results")
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "latest.json"), "w") as f:
+        json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
