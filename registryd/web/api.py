@@ -15,10 +15,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter
 
 from registryd import errors
+from registryd.auth import access
+from registryd.auth.interfaces import IGrant
+from registryd.reference import validateName
 from registryd.web.blobs import BlobRoutes
 from registryd.web.listings import ListingRoutes
 from registryd.web.manifests import ManifestRoutes
-from registryd.web.responses import URLs, respond, respondJSON
+from registryd.web.responses import URLs, arg, respond, respondJSON
 
 log = Logger()
 
@@ -33,8 +36,10 @@ class RepositoryConverter(BaseConverter):
     part_isolating = False
 
 
-def _noResources(request):
-    return ()
+def grantedResources(request):
+    """The resources the caller's L{Grant} names (none without authentication)."""
+    grant = request.getComponent(IGrant)
+    return grant.resources if grant is not None else ()
 
 
 class _Headers(Resource):
@@ -65,7 +70,10 @@ class RegistryAPI:
     @param headers: Extra response headers, C{{name: [values]}}.
     @param repositoryClasses: Manifest classes allowed (empty: all).
     @param resources: C{resources(request)} names the repositories (with
-        C{.name} and C{.resourceClass}) the caller is authorised for.
+        C{.name} and C{.resourceClass}) the caller is authorised for; by
+        default those of the caller's grant.
+    @param accessController: An L{IAccessController}, or None to serve
+        everyone everything.
     """
 
     app = Klein()
@@ -80,9 +88,11 @@ class RegistryAPI:
         relativeURLs=False,
         headers=None,
         repositoryClasses=(),
-        resources=_noResources,
+        resources=grantedResources,
+        accessController=None,
     ):
         urls = URLs(host, relativeURLs)
+        self._accessController = accessController
         self._blobs = BlobRoutes(registry, urls, readOnly)
         self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources)
         self._listings = ListingRoutes(registry, urls)
@@ -94,61 +104,92 @@ class RegistryAPI:
         """The L{IResource} serving the API; mount it at the site root."""
         return _Headers(self.app.resource(), self._headers)
 
+    async def _authorize(self, request, needed):
+        """
+        Check, from the headers alone, that the caller may have C{needed}:
+        this runs before a handler accepts any byte of a body.
+        """
+        if self._accessController is None:
+            return
+        grant = await self._accessController.authorize(request, needed)
+        request.setComponent(IGrant, grant)
+
+    # Each route says what access it needs (Distribution's rule: GET and
+    # HEAD pull, POST/PUT/PATCH push, DELETE delete) and is authorised first.
+
     @app.route("/v2/", methods=["GET", "HEAD"])
-    def base(self, request):
+    async def base(self, request):
+        await self._authorize(request, [])
         return respondJSON(request, {})
 
     @app.route("/v2/_catalog", methods=["GET", "HEAD"])
-    def catalog(self, request):
-        return self._listings.catalog(request)
+    async def catalog(self, request):
+        await self._authorize(request, access.catalog())
+        return await self._listings.catalog(request)
 
     @app.route("/v2/<repository:name>/tags/list", methods=["GET", "HEAD"])
-    def tags(self, request, name):
-        return self._listings.tags(request, name)
+    async def tags(self, request, name):
+        await self._authorize(request, access.pull(validateName(name)))
+        return await self._listings.tags(request, name)
 
     @app.route("/v2/<repository:name>/referrers/<digest>", methods=["GET", "HEAD"])
-    def referrers(self, request, name, digest):
-        return self._listings.referrers(request, name, digest)
+    async def referrers(self, request, name, digest):
+        await self._authorize(request, access.pull(validateName(name)))
+        return await self._listings.referrers(request, name, digest)
 
     @app.route("/v2/<repository:name>/manifests/<reference>", methods=["GET", "HEAD"])
-    def getManifest(self, request, name, reference):
-        return self._manifests.get(request, name, reference)
+    async def getManifest(self, request, name, reference):
+        await self._authorize(request, access.pull(validateName(name)))
+        return await self._manifests.get(request, name, reference)
 
     @app.route("/v2/<repository:name>/manifests/<reference>", methods=["PUT"])
-    def putManifest(self, request, name, reference):
-        return self._manifests.put(request, name, reference)
+    async def putManifest(self, request, name, reference):
+        await self._authorize(request, access.push(validateName(name)))
+        return await self._manifests.put(request, name, reference)
 
     @app.route("/v2/<repository:name>/manifests/<reference>", methods=["DELETE"])
-    def deleteManifest(self, request, name, reference):
-        return self._manifests.delete(request, name, reference)
+    async def deleteManifest(self, request, name, reference):
+        await self._authorize(request, access.delete(validateName(name)))
+        return await self._manifests.delete(request, name, reference)
 
     @app.route("/v2/<repository:name>/blobs/<digest>", methods=["GET", "HEAD"])
-    def getBlob(self, request, name, digest):
-        return self._blobs.get(request, name, digest)
+    async def getBlob(self, request, name, digest):
+        await self._authorize(request, access.pull(validateName(name)))
+        return await self._blobs.get(request, name, digest)
 
     @app.route("/v2/<repository:name>/blobs/<digest>", methods=["DELETE"])
-    def deleteBlob(self, request, name, digest):
-        return self._blobs.delete(request, name, digest)
+    async def deleteBlob(self, request, name, digest):
+        await self._authorize(request, access.delete(validateName(name)))
+        return await self._blobs.delete(request, name, digest)
 
     @app.route("/v2/<repository:name>/blobs/uploads/", methods=["POST"])
-    def startUpload(self, request, name):
-        return self._blobs.startUpload(request, name)
+    async def startUpload(self, request, name):
+        needed = access.push(validateName(name))
+        source = arg(request, "from")
+        if arg(request, "mount") is not None and source is not None:
+            needed += access.pull(validateName(source))
+        await self._authorize(request, needed)
+        return await self._blobs.startUpload(request, name)
 
     @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["GET"])
-    def uploadStatus(self, request, name, uploadID):
-        return self._blobs.uploadStatus(request, name, uploadID)
+    async def uploadStatus(self, request, name, uploadID):
+        await self._authorize(request, access.push(validateName(name)))
+        return await self._blobs.uploadStatus(request, name, uploadID)
 
     @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["PATCH"])
-    def appendChunk(self, request, name, uploadID):
-        return self._blobs.appendChunk(request, name, uploadID)
+    async def appendChunk(self, request, name, uploadID):
+        await self._authorize(request, access.push(validateName(name)))
+        return await self._blobs.appendChunk(request, name, uploadID)
 
     @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["PUT"])
-    def completeUpload(self, request, name, uploadID):
-        return self._blobs.completeUpload(request, name, uploadID)
+    async def completeUpload(self, request, name, uploadID):
+        await self._authorize(request, access.push(validateName(name)))
+        return await self._blobs.completeUpload(request, name, uploadID)
 
     @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["DELETE"])
-    def cancelUpload(self, request, name, uploadID):
-        return self._blobs.cancelUpload(request, name, uploadID)
+    async def cancelUpload(self, request, name, uploadID):
+        await self._authorize(request, access.push(validateName(name)))
+        return await self._blobs.cancelUpload(request, name, uploadID)
 
     # Errors: every failure becomes the OCI envelope.
     @app.handle_errors(errors.RegistryError)
