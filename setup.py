@@ -13,11 +13,13 @@ setup(
     packages=find_packages(exclude=["tests", "tests.*"]) + ["twisted.plugins"],
     package_data={"twisted": ["plugins/registryd_plugin.py"]},
     install_requires=[
-        "twisted>=24.7",
+        "twisted[tls]>=24.7",
         "klein>=24.8",
         "treq>=24.9",
         "zope.interface>=6",
         "PyYAML>=6",
+        "bcrypt>=4",
+        "PyJWT[crypto]>=2.8",
     ],
     extras_require={
         "test": [
