@@ -21,12 +21,32 @@ _STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
 _STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 LINGER = 30  # seconds an answered request may go on sending its body
+_NOT_HTTP_BODY = b"this is an HTTP port; the client sent no HTTP request"
+_NOT_HTTP = (
+    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_NOT_HTTP_BODY), _NOT_HTTP_BODY)
+)
 
 accessLog = Logger(namespace="registryd.access")
 
 
 class StreamingChannel(http.HTTPChannel):
-    """An L{HTTPChannel} that tells each request its request line early."""
+    """
+    An L{HTTPChannel} that tells each request its request line early, and
+    turns away at once a connection that does not start like HTTP (clients
+    such as podman and skopeo try TLS first and wait for an answer).
+    """
+
+    _started = False
+
+    def dataReceived(self, data):
+        if not self._started and data:
+            self._started = True
+            if not data[:1].isalpha():
+                self.transport.write(_NOT_HTTP)
+                self.transport.loseConnection()
+                return
+        super().dataReceived(data)
 
     def lineReceived(self, line):
         count = len(self.requests)
@@ -141,6 +161,7 @@ class RegistrySite(server.Site):
     protocol = StreamingChannel
     requestFactory = RegistryRequest
     displayTracebacks = False
+    timeOut = 300  # idle connections (not requests being answered) are closed
 
     def __init__(self, resource, accessLogEnabled=True, **kwargs):
         super().__init__(resource, **kwargs)

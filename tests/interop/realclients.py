@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 import yaml
@@ -92,13 +93,19 @@ def accessLog(process):
     ]
 
 
+def logged(process, method, prefix):
+    """The logged C{method} requests whose path starts with C{prefix}, in order."""
+    return [e for e in accessLog(process) if e[0] == method and e[1].startswith(prefix)]
+
+
 def getJSON(process, path, accept=None):
     """
     GET C{path}; fail the test unless the answer is 200.
 
     @return: C{(headers, parsed body, raw body)}.
     """
-    status, headers, body = process.request("GET", path, headers={"Accept": accept} if accept else None)
+    headers = {"Accept": accept} if accept else None
+    status, headers, body = process.request("GET", path, headers=headers)
     assert status == 200, f"GET {path}: {status} {body[:500]!r}"
     return headers, json.loads(body), body
 
@@ -133,13 +140,19 @@ class ContainerTools:
         self.buildahBinary = buildah
         self.podmanBinary = podman
         directories = {}
-        for name in ("home", "config", "data", "cache", "run", "tmp", "root", "runroot", "podman-tmp"):
+        for name in ("home", "config", "data", "cache", "run", "tmp", "root", "podman-tmp"):
             path = os.path.join(base, name)
             os.makedirs(path, exist_ok=True)
             directories[name] = path
         os.chmod(directories["run"], 0o700)
         self.root = directories["root"]
-        self.runroot = directories["runroot"]
+        # podman 4.3 refuses a runroot longer than 50 characters ("the
+        # specified runroot is longer than 50 characters"), which pytest's
+        # tmp_path always is: the runroot gets a short directory of its own,
+        # removed by close().
+        short = "/tmp" if os.path.isdir("/tmp") else None
+        self.runroot = tempfile.mkdtemp(prefix="rd-run-", dir=short)
+        assert len(self.runroot) <= 50, self.runroot
         self.podmanTmp = directories["podman-tmp"]
         self.policy = self._write("policy.json", json.dumps(POLICY))
         registries = self._write("registries.conf", "unqualified-search-registries = []\n")
@@ -171,6 +184,10 @@ class ContainerTools:
         )
         self.env = env
 
+    def close(self):
+        """Remove the runroot, which lives outside C{base}."""
+        shutil.rmtree(self.runroot, ignore_errors=True)
+
     def _write(self, name, text):
         path = os.path.join(self.base, name)
         with open(path, "w") as f:
@@ -182,7 +199,8 @@ class ContainerTools:
 
     def buildah(self, *arguments, timeout=300):
         """Run C{buildah} with the private storage; its standard output."""
-        return run([self.buildahBinary, *self._storage(), *arguments], env=self.env, timeout=timeout)
+        command = [self.buildahBinary, *self._storage(), *arguments]
+        return run(command, env=self.env, timeout=timeout)
 
     def podman(self, *arguments, timeout=300):
         """Run C{podman} with the private storage; its standard output."""

@@ -16,10 +16,11 @@ Every scenario compares the bytes and digests that came back, not exit codes.
 import json
 import math
 import os
+from urllib.parse import urlencode
 
 import pytest
 
-from tests.interop.realclients import accessLog, fileDigest, getJSON, sha256, startRegistry
+from tests.interop.realclients import fileDigest, getJSON, logged, sha256, startRegistry
 
 pytest.importorskip("oras.provider", reason="oras-py (PyPI 'oras') is not installed")
 from oras.oci import Subject  # noqa: E402
@@ -47,7 +48,7 @@ def registry(tmp_path):
 
 
 @pytest.fixture
-def client(registry):
+def orasClient(registry):
     """oras-py's registry client for it, over plain HTTP."""
     return Registry(hostname=registry.host, insecure=True)
 
@@ -79,7 +80,8 @@ def uploadBlob(registry, client, container, path, mediaType, chunked=False, titl
         )
     if response.status_code == 201:
         assert response.headers["Docker-Content-Digest"] == layer["digest"]
-    status, headers, _ = registry.request("HEAD", f"/v2/{container.api_prefix}/blobs/{layer['digest']}")
+    path = f"/v2/{container.api_prefix}/blobs/{layer['digest']}"
+    status, headers, _ = registry.request("HEAD", path)
     assert status == 200, f"HEAD {layer['digest']} after upload: {status}"
     assert int(headers["Content-Length"]) == layer["size"]
     assert headers["Docker-Content-Digest"] == layer["digest"]
@@ -92,12 +94,15 @@ def pushManifest(client, registry, repository, reference, manifest):
     """
     PUT C{manifest} with oras-py's C{upload_manifest}; check the answer.
 
-    @return: C{(digest, size)} of the bytes oras-py sent.
+    @return: C{(digest, size, response)}: the digest and size of the bytes
+        oras-py sent, and the L{requests.Response}.
     """
     container = client.get_container(f"{registry.host}/{repository}{reference}")
     response = client.upload_manifest(manifest, container)
     sent = response.request.body
-    assert response.status_code == 201, f"manifest PUT: {response.status_code} {response.text[:500]!r}"
+    assert response.status_code == 201, (
+        f"manifest PUT: {response.status_code} {response.text[:500]!r}"
+    )
     digest = sha256(sent)
     assert response.headers["Docker-Content-Digest"] == digest
     return digest, len(sent), response
@@ -118,7 +123,8 @@ def pushBundle(client, registry, tmp_path, repository="interop/bundle", tag="v1"
     }
     source = tmp_path / "source"
     container = client.get_container(f"{registry.host}/{repository}:{tag}")
-    config = uploadBlob(registry, client, container, writeFile(source / "config.json", b"{}"), EMPTY)
+    configFile = writeFile(source / "config.json", b"{}")
+    config = uploadBlob(registry, client, container, configFile, EMPTY)
     assert config == EMPTY_DESCRIPTOR
     layers = [
         uploadBlob(
@@ -144,37 +150,34 @@ def pushBundle(client, registry, tmp_path, repository="interop/bundle", tag="v1"
     return files, manifest, digest, size
 
 
-def test_artifactPushedWithArtifactTypeIsPulledBack(registry, client, tmp_path):
+def test_artifactPushedWithArtifactTypeIsPulledBack(registry, orasClient, tmp_path):
     """
     A several-file artifact with a custom C{artifactType}, its big file sent
     in real C{PATCH} chunks, comes back through oras-py's C{pull()} byte for
     byte, and its manifest comes back with the digest it was pushed with.
     """
-    files, manifest, digest, size = pushBundle(client, registry, tmp_path)
+    files, manifest, digest, size = pushBundle(orasClient, registry, tmp_path)
 
     # The big file really went up in PATCH requests, one per chunk.
-    patches = [
-        entry for entry in accessLog(registry)
-        if entry[0] == "PATCH" and entry[1].startswith("/v2/interop/bundle/blobs/uploads/")
-    ]
+    patches = logged(registry, "PATCH", "/v2/interop/bundle/blobs/uploads/")
     assert len(patches) == math.ceil(len(files["data.bin"]) / CHUNK)
     assert all(status == 202 for _, _, status in patches), patches
 
     # Pulled by oras-py, file by file.
     outdir = tmp_path / "pulled"
-    pulled = client.pull(target=f"{registry.host}/interop/bundle:v1", outdir=str(outdir))
+    pulled = orasClient.pull(target=f"{registry.host}/interop/bundle:v1", outdir=str(outdir))
     assert sorted(os.path.basename(path) for path in pulled) == sorted(files)
     for name, data in files.items():
         assert (outdir / name).read_bytes() == data, name
 
     # The manifest oras-py reads back, by tag and by digest.
-    container = client.get_container(f"{registry.host}/interop/bundle:v1")
-    assert client.get_manifest(container) == manifest
-    byDigest = client.get_container(f"{registry.host}/interop/bundle@{digest}")
-    assert client.get_manifest(byDigest)["artifactType"] == BUNDLE_TYPE
+    container = orasClient.get_container(f"{registry.host}/interop/bundle:v1")
+    assert orasClient.get_manifest(container) == manifest
+    byDigest = orasClient.get_container(f"{registry.host}/interop/bundle@{digest}")
+    assert orasClient.get_manifest(byDigest)["artifactType"] == BUNDLE_TYPE
 
     # The exact bytes, their type and digest.
-    headers, parsed, body = getJSON(registry, f"/v2/interop/bundle/manifests/v1", OCI_MANIFEST)
+    headers, parsed, body = getJSON(registry, "/v2/interop/bundle/manifests/v1", OCI_MANIFEST)
     assert sha256(body) == digest and len(body) == size
     assert headers["Docker-Content-Digest"] == digest
     assert headers["Content-Type"] == OCI_MANIFEST
@@ -183,12 +186,12 @@ def test_artifactPushedWithArtifactTypeIsPulledBack(registry, client, tmp_path):
     # Every blob, downloaded by oras-py, hashes to its descriptor.
     for layer in [manifest["config"], *manifest["layers"]]:
         out = tmp_path / "blobs" / layer["digest"].replace(":", "-")
-        client.download_blob(container, layer["digest"], str(out))
+        orasClient.download_blob(container, layer["digest"], str(out))
         assert fileDigest(out) == layer["digest"]
         assert out.stat().st_size == layer["size"]
 
 
-def test_highLevelChunkedPushAndPull(registry, client, tmp_path):
+def test_highLevelChunkedPushAndPull(registry, orasClient, tmp_path):
     """
     oras-py's own C{push(do_chunked=True)} of a file and a directory (sent
     as tar+gzip) with manifest annotations, and its C{pull()}, round-trip.
@@ -198,7 +201,7 @@ def test_highLevelChunkedPushAndPull(registry, client, tmp_path):
     writeFile(workdir / "tree" / "a.txt", b"alpha\n")
     writeFile(workdir / "tree" / "sub" / "b.txt", os.urandom(5000))
     target = f"{registry.host}/interop/high/level:latest"
-    response = client.push(
+    response = orasClient.push(
         target=target,
         files=[str(blob), str(workdir / "tree")],
         disable_path_validation=True,
@@ -211,22 +214,23 @@ def test_highLevelChunkedPushAndPull(registry, client, tmp_path):
     digest = sha256(response.request.body)
     assert response.headers["Docker-Content-Digest"] == digest
 
-    patches = [e for e in accessLog(registry) if e[0] == "PATCH" and "/interop/high/level/" in e[1]]
+    patches = logged(registry, "PATCH", "/v2/interop/high/level/blobs/uploads/")
     assert len(patches) >= math.ceil(blob.stat().st_size / (64 * 1024))
 
     outdir = tmp_path / "pulled"
-    client.pull(target=target, outdir=str(outdir))
+    orasClient.pull(target=target, outdir=str(outdir))
     assert (outdir / "model.bin").read_bytes() == blob.read_bytes()
     assert (outdir / "tree" / "a.txt").read_bytes() == b"alpha\n"
-    assert (outdir / "tree" / "sub" / "b.txt").read_bytes() == (workdir / "tree" / "sub" / "b.txt").read_bytes()
+    b = ("tree", "sub", "b.txt")
+    assert outdir.joinpath(*b).read_bytes() == workdir.joinpath(*b).read_bytes()
 
-    manifest = client.get_manifest(client.get_container(target))
+    manifest = orasClient.get_manifest(orasClient.get_container(target))
     assert manifest["annotations"] == {"org.example.kind": "high-level"}
     _, _, body = getJSON(registry, "/v2/interop/high/level/manifests/latest", OCI_MANIFEST)
     assert sha256(body) == digest
 
 
-def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
+def test_referrerIsDiscoveredThroughReferrersAPI(registry, orasClient, tmp_path):
     """
     A signature-like artifact whose C{subject} is the bundle's manifest, and
     an SBOM-like one pushed with oras-py's own C{push(subject=...)}, are
@@ -235,16 +239,16 @@ def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
     signature's round-trip through oras-py are checked too.
     """
     repository = "interop/bundle"
-    _, _, subjectDigest, subjectSize = pushBundle(client, registry, tmp_path, repository)
+    _, _, subjectDigest, subjectSize = pushBundle(orasClient, registry, tmp_path, repository)
     subject = {"mediaType": OCI_MANIFEST, "digest": subjectDigest, "size": subjectSize}
 
     # The signature: artifactType set, empty config, pushed by digest.
     signature = json.dumps({"signed": subjectDigest, "by": "interop"}).encode()
-    container = client.get_container(f"{registry.host}/{repository}:v1")
-    uploadBlob(registry, client, container, writeFile(tmp_path / "sig" / "config.json", b"{}"), EMPTY)
-    signatureLayer = uploadBlob(
-        registry, client, container, writeFile(tmp_path / "sig" / "signature.json", signature), SIGNATURE_TYPE
-    )
+    container = orasClient.get_container(f"{registry.host}/{repository}:v1")
+    configFile = writeFile(tmp_path / "sig" / "config.json", b"{}")
+    uploadBlob(registry, orasClient, container, configFile, EMPTY)
+    signatureFile = writeFile(tmp_path / "sig" / "signature.json", signature)
+    signatureLayer = uploadBlob(registry, orasClient, container, signatureFile, SIGNATURE_TYPE)
     signatureManifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -252,11 +256,14 @@ def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
         "config": EMPTY_DESCRIPTOR,
         "layers": [signatureLayer],
         "subject": subject,
-        "annotations": {"org.example.signer": "interop", "org.opencontainers.image.created": "2024-01-01T00:00:00Z"},
+        "annotations": {
+            "org.example.signer": "interop",
+            "org.opencontainers.image.created": "2024-01-01T00:00:00Z",
+        },
     }
     signatureDigest = sha256(json.dumps(signatureManifest).encode())
     _, signatureSize, response = pushManifest(
-        client, registry, repository, f"@{signatureDigest}", signatureManifest
+        orasClient, registry, repository, f"@{signatureDigest}", signatureManifest
     )
     assert sha256(response.request.body) == signatureDigest
     assert response.headers.get("OCI-Subject") == subjectDigest
@@ -265,7 +272,7 @@ def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
     # oras-py's push(subject=...) to a tag.
     sbomConfig = writeFile(tmp_path / "sbom" / "config.json", b'{"format": "example-sbom"}')
     sbomFile = writeFile(tmp_path / "sbom" / "sbom.json", b'{"packages": ["registryd"]}')
-    response = client.push(
+    response = orasClient.push(
         target=f"{registry.host}/{repository}:sbom",
         files=[str(sbomFile)],
         disable_path_validation=True,
@@ -299,10 +306,9 @@ def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
         SBOM_CONFIG_TYPE,
     )
 
-    # Filtered by artifactType.
-    headers, index, _ = getJSON(
-        registry, f"/v2/{repository}/referrers/{subjectDigest}?artifactType={SIGNATURE_TYPE}"
-    )
+    # Filtered by artifactType (query-encoded: a bare "+" would mean a space).
+    query = urlencode({"artifactType": SIGNATURE_TYPE})
+    headers, index, _ = getJSON(registry, f"/v2/{repository}/referrers/{subjectDigest}?{query}")
     assert headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in index["manifests"]] == [signatureDigest]
 
@@ -311,8 +317,8 @@ def test_referrerIsDiscoveredThroughReferrersAPI(registry, client, tmp_path):
     assert index["manifests"] == []
 
     # The signature read back through oras-py, bytes and subject.
-    signed = client.get_container(f"{registry.host}/{repository}@{signatureDigest}")
-    assert client.get_manifest(signed) == signatureManifest
+    signed = orasClient.get_container(f"{registry.host}/{repository}@{signatureDigest}")
+    assert orasClient.get_manifest(signed) == signatureManifest
     out = tmp_path / "signature.out"
-    client.download_blob(signed, signatureLayer["digest"], str(out))
+    orasClient.download_blob(signed, signatureLayer["digest"], str(out))
     assert out.read_bytes() == signature

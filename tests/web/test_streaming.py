@@ -292,3 +292,18 @@ async def test_chunkedTransferEncoding(running):
         raw.close()
     r = await status(running, f"/v2/a/blobs/{digest}")
     assert r.body == data
+
+
+@pytest_twisted.ensureDeferred
+async def test_tlsClientHelloAnsweredAtOnce(running):
+    """A client trying TLS first on the plain port gets a 400 and a close, not silence."""
+    raw = Raw(running.host)
+    try:
+        # The start of a TLS ClientHello record: handshake (0x16), TLS 1.0 version.
+        await raw.send(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + os.urandom(100))
+        line = await raw.readLine()
+        assert line.startswith(b"HTTP/1.1 400")
+        assert await raw.closed()
+    finally:
+        raw.close()
+    assert (await status(running, "/v2/")).status == 200
