@@ -38,6 +38,7 @@ from tests.interop.layouts import (
     OCI_INDEX,
     OCI_MANIFEST,
     OCILayout,
+    sha256,
 )
 from tests.process.twistd import Twistd
 
@@ -111,6 +112,26 @@ class RegistryHTTP:
             f"/v2/{repository}/manifests/{reference}",
             [("Accept", mediaType) for mediaType in accept],
         )
+
+    def assertServes(self, repository, reference, data, mediaType):
+        """A manifest GET for C{reference} answers exactly C{data}, its digest and type."""
+        status, headers, body = self.manifest(repository, reference)
+        assert status == 200, f"GET manifest {repository}:{reference} on {self.name}: {status} {body[:500]!r}"
+        assert body == data, f"{self.name} serves other bytes for {repository}:{reference}"
+        assert headers["Docker-Content-Digest"] == sha256(data)
+        assert headers["Content-Type"] == mediaType
+
+    def assertServesImage(self, repository, reference, image):
+        """C{image} (an L{Image}): its manifest at C{reference}, its config and layers."""
+        self.assertServes(repository, reference, image.manifest, image.mediaType)
+        for digest, data in image.blobs().items():
+            assert self.blob(repository, digest) == data, f"{self.name}: blob {digest} differs"
+
+    def assertServesIndex(self, repository, reference, index):
+        """C{index} (an L{Index}) at C{reference}, and each of its images by digest."""
+        self.assertServes(repository, reference, index.manifest, index.mediaType)
+        for image in index.images:
+            self.assertServesImage(repository, image.digest, image)
 
     def blob(self, repository, digest):
         """A blob's bytes; fails the test unless the answer is 200."""
@@ -361,39 +382,55 @@ def policyFile(tmp_path):
 
 class Skopeo:
     """
-    Runs C{skopeo --policy P --registries.d D ARGS...} with a private
-    environment; a non-zero exit fails the test with skopeo's stderr.
+    Runs C{skopeo --policy P --registries-conf F --registries.d D ARGS...}
+    with a private environment; a non-zero exit fails the test with skopeo's
+    stderr.  (skopeo 1.9 ignores C{CONTAINERS_REGISTRIES_CONF}: the flag is
+    what keeps /etc/containers/registries.conf out.)
     """
 
-    def __init__(self, binary, env, policy, registriesD, timeout=180):
+    def __init__(self, binary, env, policy, registriesConf, registriesD, timeout=180):
         self.binary = binary
         self.env = env
         self.policy = policy
+        self.registriesConf = registriesConf
         self.registriesD = registriesD
         self.timeout = timeout
 
     def command(self, *arguments):
-        return [self.binary, "--policy", self.policy, "--registries.d", self.registriesD, *arguments]
+        return [
+            self.binary,
+            "--policy",
+            self.policy,
+            "--registries-conf",
+            self.registriesConf,
+            "--registries.d",
+            self.registriesD,
+            *arguments,
+        ]
 
-    def run(self, *arguments, check=True, timeout=None):
+    def run(self, *arguments, check=True, timeout=None, text=True):
         """
         Run skopeo; global flags (C{--override-arch}, ...) go first in
         C{arguments}.
 
-        @return: The L{subprocess.CompletedProcess}, text output.
+        @param text: Decode stdout and stderr (else C{stdout} is bytes, as
+            C{inspect --raw} wants).
+        @return: The L{subprocess.CompletedProcess}.
         """
         command = self.command(*arguments)
         result = subprocess.run(
             command,
             env=self.env,
             capture_output=True,
-            text=True,
+            text=text,
             timeout=timeout or self.timeout,
         )
         if check:
+            stderr = result.stderr if text else result.stderr.decode("utf-8", "replace")
+            stdout = result.stdout if text else result.stdout[:2000]
             assert result.returncode == 0, (
                 f"{' '.join(command)} exited {result.returncode}\n"
-                f"stderr:\n{result.stderr}\nstdout:\n{result.stdout}"
+                f"stderr:\n{stderr}\nstdout:\n{stdout}"
             )
         return result
 
@@ -410,9 +447,11 @@ class Skopeo:
             check=check,
         )
 
-    def inspect(self, reference, *flags, check=True):
+    def inspect(self, reference, *flags, globalFlags=(), check=True, text=True):
         """C{skopeo inspect --tls-verify=false}; returns the completed process."""
-        return self.run("inspect", "--tls-verify=false", *flags, reference, check=check)
+        return self.run(
+            *globalFlags, "inspect", "--tls-verify=false", *flags, reference, check=check, text=text
+        )
 
     def listTags(self, reference, check=True):
         """C{skopeo list-tags --tls-verify=false}, parsed."""
@@ -429,4 +468,10 @@ def skopeo(tmp_path, clientEnvironment, policyFile):
     binary = requireTool("skopeo")
     registriesD = tmp_path / "client" / "registries.d"
     registriesD.mkdir(parents=True, exist_ok=True)
-    return Skopeo(binary, clientEnvironment, policyFile, str(registriesD))
+    return Skopeo(
+        binary,
+        clientEnvironment,
+        policyFile,
+        clientEnvironment["CONTAINERS_REGISTRIES_CONF"],
+        str(registriesD),
+    )

@@ -312,6 +312,25 @@ class OCILayout:
         return result
 
 
+def assertSameImage(actual, expected):
+    """Same manifest, config and layer bytes, hence the same digests."""
+    assert actual.digest == expected.digest
+    assert actual.configDigest == expected.configDigest
+    assert actual.layerDigests == expected.layerDigests
+    assert actual.manifest == expected.manifest
+    assert actual.config == expected.config
+    assert actual.layers == expected.layers
+
+
+def assertSameIndex(actual, expected):
+    """Same index bytes and the same images behind it."""
+    assert actual.digest == expected.digest
+    assert actual.manifest == expected.manifest
+    assert len(actual.images) == len(expected.images)
+    for a, e in zip(actual.images, expected.images):
+        assertSameImage(a, e)
+
+
 # Reading layouts back --------------------------------------------------------
 
 
