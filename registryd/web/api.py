@@ -21,7 +21,7 @@ from registryd.reference import validateName
 from registryd.web.blobs import BlobRoutes
 from registryd.web.listings import ListingRoutes
 from registryd.web.manifests import ManifestRoutes
-from registryd.web.responses import URLs, arg, respond, respondJSON
+from registryd.web.responses import URLs, respond, respondJSON
 
 log = Logger()
 
@@ -164,12 +164,16 @@ class RegistryAPI:
 
     @app.route("/v2/<repository:name>/blobs/uploads/", methods=["POST"])
     async def startUpload(self, request, name):
-        needed = access.push(validateName(name))
-        source = arg(request, "from")
-        if arg(request, "mount") is not None and source is not None:
-            needed += access.pull(validateName(source))
-        await self._authorize(request, needed)
-        return await self._blobs.startUpload(request, name)
+        # A mount needs pull on its source too; without it the request is an
+        # ordinary upload (202), as the spec has it, not a refusal.
+        await self._authorize(request, access.push(validateName(name)))
+        grant = request.getComponent(IGrant)
+        readable = None
+        if grant is not None and grant.accesses is not None:
+            readable = {
+                a.name for a in grant.accesses if a.type == "repository" and a.action in (access.PULL, access.ALL)
+            }
+        return await self._blobs.startUpload(request, name, readable)
 
     @app.route("/v2/<repository:name>/blobs/uploads/<uploadID>", methods=["GET"])
     async def uploadStatus(self, request, name, uploadID):

@@ -97,7 +97,11 @@ class BlobRoutes:
         return respond(request, 202)
 
     # Uploads.
-    async def startUpload(self, request, name):
+    async def startUpload(self, request, name, readable=None):
+        """
+        @param readable: The repositories the caller may read, for mounts;
+            None when it may read any.
+        """
         self._refuseWrites()
         name = validateName(name)
         blobs = self._registry.repository(name).blobs
@@ -108,13 +112,10 @@ class BlobRoutes:
             source = arg(request, "from")
             if source is not None:
                 validateName(source)
-            try:
-                await blobs.mount(mount, source)
-            except errors.BlobUnknown:
-                pass  # fall back to an ordinary upload session
-            else:
+            if await self._mount(blobs, mount, source, readable):
                 body.discard()
                 return self._created(request, name, mount)
+            # Otherwise an ordinary upload session, as the spec says.
         digest = arg(request, "digest")
         if digest is not None:
             digest = Digest.parse(digest)
@@ -126,6 +127,22 @@ class BlobRoutes:
         upload = await blobs.createUpload()
         await upload.close()
         return respond(request, 202, self._progress(request, name, upload))
+
+    async def _mount(self, blobs, digest, source, readable):
+        """Whether C{digest} could be mounted from a repository the caller may read."""
+        if readable is None:
+            sources = [source]
+        elif source is not None:
+            sources = [source] if source in readable else []
+        else:
+            sources = sorted(readable)
+        for candidate in sources:
+            try:
+                await blobs.mount(digest, candidate)
+                return True
+            except errors.BlobUnknown:
+                pass
+        return False
 
     async def uploadStatus(self, request, name, uploadID):
         name = validateName(name)

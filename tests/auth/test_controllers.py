@@ -145,8 +145,5 @@ async def test_sillyChallengesWithScope():
     )
     r = await client.request("GET", "/v2/_catalog")
     assert b'scope="registry:catalog:*"' in r.header("WWW-Authenticate")
-    digest = digestOf(b"x")
-    r = await client.request("POST", f"/v2/to/blobs/uploads/?mount={digest}&from=from/here")
-    assert b'scope="repository:to:pull,push repository:from/here:pull"' in r.header("WWW-Authenticate")
     r = await client.request("GET", "/v2/_catalog", headers={"Authorization": "Bearer anything"})
     assert r.status == 200
