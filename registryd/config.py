@@ -10,9 +10,10 @@ differently:
   - a Distribution key registryd has no use for is accepted and named in
     L{Config.warnings};
   - a Distribution key whose absence would change what the registry does
-    (C{auth}, C{proxy}, C{notifications}, C{middleware}, ...) is refused while
+    (C{proxy}, C{notifications}, C{middleware}, ...) is refused while
     registryd does not support it;
-  - anything else is an unknown key.
+  - anything else is an unknown key, apart from registryd's own few
+    (C{http.listen}, C{auth.issuer}), which are documented as such.
 
 Every failure is a one-line L{ConfigError} starting with the dotted key, since
 whoever reads it is about to edit that key.  A key given as null means the
@@ -21,6 +22,7 @@ embedders all read configuration through this module.
 """
 
 import ipaddress
+import json
 import math
 import os
 import re
@@ -99,9 +101,14 @@ class StorageConfig:
 @dataclass(frozen=True)
 class TLSConfig:
     """
-    C{http.tls}.  The C{ssl:} endpoint strings derived from C{http.addr} carry
-    only C{certificate} and C{key}: whoever opens the listeners must apply
-    C{clientCAs} and C{minimumTLS} itself, or they are not enforced.
+    C{http.tls}: what L{registryd.tls} serves on every listener of
+    L{HTTPConfig.listen} when it is set.
+
+    @ivar certificate: PEM file: the certificate, then any chain.
+    @ivar key: PEM file: its unencrypted private key.
+    @ivar clientCAs: PEM files of the CAs a client certificate is required
+        from; empty asks for none.
+    @ivar minimumTLS: C{"tls1.2"} or C{"tls1.3"}.
     """
 
     certificate: str
@@ -115,10 +122,14 @@ class HTTPConfig:
     """
     C{http}: how the registry is reached.
 
-    @ivar listen: Twisted server endpoint strings, one listener each.
+    @ivar listen: Twisted server endpoint strings, one listener each (see
+        L{registryd.tls.listeners}).
     @ivar host: The externally reachable URL, for absolute C{Location}s.
     @ivar headers: Extra headers for every response, name to values.
-    @ivar tls: The TLS material C{listen} was derived with, if any.
+    @ivar tls: TLS served on every listener of C{listen}, or None.  It is
+        only set with C{listen} derived from C{http.addr} (C{tcp:} or C{tcp6:}
+        strings); endpoint strings written in C{http.listen} or given with
+        C{--listen} are used as written, C{ssl:} for TLS.
     """
 
     listen: tuple[str, ...] = ("tcp:5000:interface=127.0.0.1",)
@@ -152,11 +163,91 @@ class ValidationConfig:
 
 
 @dataclass(frozen=True)
+class HtpasswdAuth:
+    """
+    C{auth.htpasswd}: HTTP Basic authentication against an htpasswd file of
+    bcrypt entries; every authenticated user may do everything.
+
+    @ivar realm: The C{realm} of the C{Basic} challenge.
+    @ivar path: The htpasswd file (it existed and was readable at load time).
+    """
+
+    realm: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """
+    C{auth.token}: Bearer tokens (JWTs) from a token server elsewhere, as in
+    Distribution's token authentication.  At least one of C{rootcertbundle}
+    and C{jwks} is set.
+
+    @ivar realm: The token server's URL, sent in the C{Bearer} challenge.
+    @ivar service: The registry's name: the challenge's C{service} and the
+        audience tokens must be for.
+    @ivar issuer: The C{iss} tokens must carry.
+    @ivar rootcertbundle: PEM file of certificates whose keys (or whose
+        chains, for tokens carrying C{x5c}) sign tokens, or None.
+    @ivar jwks: JSON Web Key Set file of keys that sign tokens, or None.
+    """
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: str | None = None
+    jwks: str | None = None
+
+
+@dataclass(frozen=True)
+class SillyAuth:
+    """
+    C{auth.silly}: any C{Authorization} header is accepted; without one the
+    client is challenged.  For development only.
+    """
+
+    realm: str
+    service: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssuerAuth:
+    """
+    C{auth.issuer}, registryd's own key (not Distribution's): a built-in
+    token server.  Clients log in at C{path} with the users of C{htpasswd},
+    get tokens for what C{policy} grants them, and present them as with
+    C{auth.token}.
+
+    @ivar service: The registry's name, the tokens' audience.
+    @ivar issuer: The tokens' C{iss}.
+    @ivar htpasswd: The htpasswd file of users.
+    @ivar policy: The file of who may do what.
+    @ivar key: The signing key's file, created if missing; None for
+        C{token-signing.key} in the storage root, left to the service.
+    @ivar expiration: Seconds a token is valid.
+    @ivar realm: The token URL sent in challenges; None builds it from each
+        request as C{<scheme>://<Host><path>}.
+    @ivar path: Where the token endpoint is served.
+    """
+
+    service: str
+    issuer: str = "registryd"
+    htpasswd: str
+    policy: str
+    key: str | None = None
+    expiration: float = 300.0
+    realm: str | None = None
+    path: str = "/token"
+
+
+@dataclass(frozen=True)
 class Config:
     """
     The whole configuration.
 
-    @ivar warnings: One line per key that was accepted but has no effect.
+    @ivar auth: The one authentication method, or None for none.
+    @ivar warnings: One line per key that was accepted but has no effect, and
+        one per setting that is for development only.
     """
 
     version: str = "0.1"
@@ -165,6 +256,7 @@ class Config:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
+    auth: HtpasswdAuth | TokenAuth | SillyAuth | IssuerAuth | None = None
     warnings: tuple[str, ...] = ()
 
 
@@ -221,7 +313,7 @@ def parseConfig(mapping, source="<config>"):
     repository.finish()
     policy.finish()
     validation = _validation(top.section("validation"))
-    top.refuse("auth", "refusing to start without the authentication this file asks for")
+    auth = _auth(top.section("auth"))
     top.refuse("proxy", "refusing to start as a plain registry instead of a pull-through cache")
     top.refuse("notifications", "refusing to start without the notifications this file asks for")
     top.refuse("middleware", "refusing to start without the middleware this file asks for")
@@ -238,6 +330,7 @@ def parseConfig(mapping, source="<config>"):
         http=http,
         policy=PolicyConfig(repositoryClasses=classes),
         validation=validation,
+        auth=auth,
         warnings=tuple(warnings),
     )
 
@@ -246,7 +339,8 @@ def withOverrides(config, listen=None, storageRoot=None):
     """
     Apply command-line options, which win over the file.
 
-    @param listen: Endpoint strings replacing C{http.listen}, used as written;
+    @param listen: Endpoint strings replacing C{http.listen}, used as written
+        (so C{http.tls}, which applies to C{http.addr}, no longer applies);
         None or empty keeps the file's.
     @param storageRoot: A directory: storage becomes the filesystem driver
         rooted there.
@@ -258,7 +352,7 @@ def withOverrides(config, listen=None, storageRoot=None):
             if not isinstance(description, str):
                 raise _expected("--listen", "an endpoint string", description)
             _checkEndpoint(description, "--listen")
-        config = replace(config, http=replace(config.http, listen=listen))
+        config = replace(config, http=replace(config.http, listen=listen, tls=None))
     if storageRoot is not None:
         storageRoot = os.fspath(storageRoot)
         if not storageRoot:
@@ -332,6 +426,13 @@ class _Section:
 
     def has(self, name):
         return self._items.get(name) is not None
+
+    def require(self, name, check):
+        """The value at C{name} passed through C{check(value, key)}; it must be given."""
+        value = self.get(name, check)
+        if value is None:
+            raise ConfigError(self.key(name), "required")
+        return value
 
     def raw(self, name):
         self._handled.add(name)
@@ -480,16 +581,7 @@ def _http(http):
         if addr is None and net == "unix":
             raise ConfigError("http.addr", "a socket path is required when http.net is unix")
         listen = (_endpointForAddr(addr or _DEFAULT_ADDR, net, tls),)
-        if tls is None:
-            _checkEndpoint(listen[0], "http.addr")
-        else:
-            # Building an ssl: endpoint loads the certificate and key.
-            try:
-                _endpointFromString(listen[0])
-            except Exception as e:
-                raise ConfigError(
-                    "http.tls", f"cannot use this certificate and key: {_reason(e)}"
-                ) from None
+        _checkEndpoint(listen[0], "http.addr")
 
     prefix = http.get("prefix", _string, "/")
     if prefix != "/":
@@ -514,9 +606,9 @@ def _http(http):
 def _tls(tls):
     if not tls.names():
         return None
-    certificate = tls.get("certificate", _readableFile)
-    key = tls.get("key", _readableFile)
-    clientCAs = tls.get("clientcas", _readableFiles, ())
+    certificate = tls.get("certificate", _certificateFile)
+    key = tls.get("key", _privateKeyFile)
+    clientCAs = tls.get("clientcas", _certificateFiles, ())
     minimumTLS = tls.get("minimumtls", _choice("tls1.2", "tls1.3"), "tls1.2")
     tls.refuse("ciphersuites", "refusing to offer ciphers this file does not allow")
     tls.refuse("clientauth", "client certificates given in clientcas are always required")
@@ -525,7 +617,16 @@ def _tls(tls):
     for name, value in (("certificate", certificate), ("key", key)):
         if value is None:
             raise ConfigError(tls.key(name), "required when http.tls is given")
-    return TLSConfig(certificate, key, clientCAs, minimumTLS)
+    config = TLSConfig(certificate, key, clientCAs, minimumTLS)
+    from registryd.tls import ServerTLS
+
+    try:
+        ServerTLS.fromConfig(config)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            "http.tls", f"cannot use this certificate and key: {_reason(e)}"
+        ) from None
+    return config
 
 
 def _validation(validation):
@@ -552,6 +653,87 @@ def _validation(validation):
     manifests.finish()
     validation.finish()
     return ValidationConfig(disabled=disabled, manifestURLsAllow=allow, manifestURLsDeny=deny)
+
+
+_AUTH_METHODS = ("htpasswd", "token", "silly", "issuer")
+
+
+def _auth(auth):
+    """
+    C{auth}: one method, or None.  A method named with no parameters is that
+    method missing its required keys, not no authentication.
+    """
+    methods = [name for name in auth.names() if name in _AUTH_METHODS]
+    if len(methods) > 1:
+        raise ConfigError(
+            "auth", f"more than one method ({', '.join(methods)}); give exactly one"
+        )
+    result = None
+    if methods:
+        (method,) = methods
+        parameters = auth.section(method)
+        result = _AUTH_PARSERS[method](parameters)
+        parameters.finish()
+    auth.finish()
+    return result
+
+
+def _htpasswdAuth(htpasswd):
+    return HtpasswdAuth(
+        realm=htpasswd.require("realm", _headerValue),
+        path=htpasswd.require("path", _readableFile),
+    )
+
+
+def _tokenAuth(token):
+    realm = token.require("realm", _headerURL)
+    service = token.require("service", _headerValue)
+    issuer = token.require("issuer", _headerValue)
+    rootcertbundle = token.get("rootcertbundle", _certificateFile)
+    jwks = token.get("jwks", _jwksFile)
+    if token.get("autoredirect", _bool, False):
+        raise ConfigError(
+            token.key("autoredirect"), f"{_NOT_YET} (set realm to the token server's URL)"
+        )
+    token.get("autoredirectpath", _string)
+    token.ignore("autoredirectpath", "it applies only with autoredirect: true")
+    token.get("signingalgorithms", _strings)
+    token.ignore("signingalgorithms", "registryd does not restrict token algorithms this way yet")
+    if rootcertbundle is None and jwks is None:
+        raise ConfigError(
+            token.key("rootcertbundle"), "required unless auth.token.jwks is given"
+        )
+    return TokenAuth(realm, service, issuer, rootcertbundle, jwks)
+
+
+def _sillyAuth(silly):
+    config = SillyAuth(
+        realm=silly.require("realm", _headerValue),
+        service=silly.require("service", _headerValue),
+    )
+    silly.warn("auth.silly: any Authorization header is accepted; for development only")
+    return config
+
+
+def _issuerAuth(issuer):
+    return IssuerAuth(
+        service=issuer.require("service", _headerValue),
+        issuer=issuer.get("issuer", _headerValue, IssuerAuth.issuer),
+        htpasswd=issuer.require("htpasswd", _readableFile),
+        policy=issuer.require("policy", _readableFile),
+        key=issuer.get("key", _signingKeyFile),
+        expiration=issuer.get("expiration", _duration, IssuerAuth.expiration),
+        realm=issuer.get("realm", _headerURL),
+        path=issuer.get("path", _tokenPath, IssuerAuth.path),
+    )
+
+
+_AUTH_PARSERS = {
+    "htpasswd": _htpasswdAuth,
+    "token": _tokenAuth,
+    "silly": _sillyAuth,
+    "issuer": _issuerAuth,
+}
 
 
 # -- Values -------------------------------------------------------------------
@@ -710,6 +892,37 @@ def _patterns(value, key):
     return patterns
 
 
+# Printable ASCII but the quote and the backslash: a value that goes
+# between quotes in a WWW-Authenticate header as it is.
+_HEADER_VALUE = re.compile(r'[ !#-\[\]-~]+')
+
+
+def _headerValue(value, key):
+    _string(value, key)
+    if not _HEADER_VALUE.fullmatch(value):
+        raise _expected(
+            key, "printable ASCII without '\"' or '\\' (it is sent in WWW-Authenticate)", value
+        )
+    return value
+
+
+def _headerURL(value, key):
+    return _headerValue(_url(value, key), key)
+
+
+# RFC 3986 path characters.
+_URL_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)+")
+
+
+def _tokenPath(value, key):
+    _string(value, key)
+    if not _URL_PATH.fullmatch(value):
+        raise _expected(key, "a URL path starting with '/'", value)
+    if value.rstrip("/") in ("", "/v2") or value.startswith("/v2/"):
+        raise ConfigError(key, f"{value}: the token endpoint needs a path of its own, outside /v2/")
+    return value
+
+
 def _readableFile(value, key):
     _string(value, key)
     try:
@@ -720,11 +933,74 @@ def _readableFile(value, key):
     return value
 
 
-def _readableFiles(value, key):
+def _certificateFile(value, key):
+    """A readable file of PEM certificates."""
+    from registryd.tls import readCertificates
+
+    _readableFile(value, key)
+    try:
+        readCertificates(value)
+    except (OSError, ValueError) as e:
+        raise ConfigError(key, f"{value}: {_reason(e)}") from None
+    return value
+
+
+def _certificateFiles(value, key):
     paths = _strings(value, key)
     for i, path in enumerate(paths):
-        _readableFile(path, f"{key}[{i}]")
+        _certificateFile(path, f"{key}[{i}]")
     return paths
+
+
+def _privateKeyFile(value, key):
+    """A readable file holding an unencrypted PEM private key."""
+    from registryd.tls import readPrivateKey
+
+    _readableFile(value, key)
+    try:
+        readPrivateKey(value)
+    except (OSError, ValueError) as e:
+        raise ConfigError(key, f"{value}: {_reason(e)}") from None
+    return value
+
+
+def _jwksFile(value, key):
+    """A readable JSON Web Key Set: C{{"keys": [...]}} with at least one key."""
+    _readableFile(value, key)
+    try:
+        with open(value, "rb") as f:
+            document = json.load(f)
+    except OSError as e:
+        raise ConfigError(key, f"{value}: cannot read: {e.strerror or e}") from None
+    except ValueError as e:  # also UnicodeDecodeError
+        raise ConfigError(key, f"{value}: not JSON: {_reason(e)}") from None
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list) or not all(isinstance(k, dict) for k in keys):
+        raise ConfigError(key, f'{value}: expected a JSON Web Key Set ({{"keys": [...]}})')
+    if not keys:
+        raise ConfigError(key, f"{value}: the key set has no keys")
+    return value
+
+
+def _signingKeyFile(value, key):
+    """
+    The issuer's key file: readable if it exists, and in a writable directory
+    unless it and its certificate (C{KEY.crt}, see L{registryd.auth.keys})
+    both exist, since whichever is missing is created at startup.
+    """
+    _string(value, key)
+    missing = value
+    if os.path.lexists(value):
+        _readableFile(value, key)
+        missing = value + ".crt"
+        if os.path.exists(missing):
+            return value
+    directory = os.path.dirname(os.path.abspath(value))
+    if not os.path.isdir(directory):
+        raise ConfigError(key, f"{missing}: cannot be created: {directory} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(key, f"{missing}: cannot be created: {directory} is not writable")
+    return value
 
 
 # -- Endpoints ----------------------------------------------------------------
@@ -778,15 +1054,8 @@ def _endpointForAddr(addr, net, tls):
         except ValueError:
             raise _expected("http.addr", "an IPv6 address in brackets", addr) from None
         host = bracketed
-    if tls is not None:
-        parts = [
-            "ssl",
-            str(port),
-            f"privateKey={_quote(tls.key)}",
-            f"certKey={_quote(tls.certificate)}",
-        ]
-    else:
-        parts = ["tcp6" if bracketed is not None else "tcp", str(port)]
+    # With http.tls, registryd.tls serves TLS on this plain listener.
+    parts = ["tcp6" if bracketed is not None else "tcp", str(port)]
     if host:
         parts.append(f"interface={_quote(host)}")
     return ":".join(parts)

@@ -6,19 +6,28 @@ their own L{Site}; L{RegistryService} is the whole daemon (listeners, storage
 thread pool, upload purging) that the twistd plugin runs.
 """
 
-from twisted.application import strports
-from twisted.application.internet import TimerService
+from twisted.application.internet import StreamServerEndpointService, TimerService
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from registryd.config import defaultConfig
+import os
+
+from registryd.auth.controllers import htpasswdController, sillyController, tokenController
+from registryd.auth.htpasswd import Htpasswd
+from registryd.auth.issuer import TokenIssuer
+from registryd.auth.keys import ephemeralSigningKey, loadOrCreateSigningKey
+from registryd.auth.policy import Policy
+from registryd.auth.token import TokenVerifier, loadCertificates, loadJWKS
+from registryd.config import HtpasswdAuth, SillyAuth, TokenAuth, defaultConfig
 from registryd.driver.deferred import inThreadPool
 from registryd.driver.filesystem import FilesystemDriver
 from registryd.driver.memory import MemoryDriver
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry, urlPolicy
+from registryd.tls import listeners
 from registryd.web.api import RegistryAPI
+from registryd.web.responses import URLs
 from registryd.web.site import RegistrySite
 
 log = Logger()
@@ -51,6 +60,41 @@ def makeRegistry(config, reactor=None, threadpool=None):
     )
 
 
+def makeAuth(config):
+    """
+    The L{IAccessController} the C{auth} section asks for (None: no
+    authentication), and the resources to serve beside the API by path
+    (the built-in issuer's token endpoint).
+    """
+    auth = config.auth
+    if auth is None:
+        return None, {}
+    if isinstance(auth, HtpasswdAuth):
+        return htpasswdController(auth.realm, Htpasswd(auth.path)), {}
+    if isinstance(auth, SillyAuth):
+        return sillyController(auth.realm, auth.service), {}
+    if isinstance(auth, TokenAuth):
+        verifier = TokenVerifier(
+            auth.issuer,
+            auth.service,
+            certificates=loadCertificates(auth.rootcertbundle) if auth.rootcertbundle else (),
+            jwks=loadJWKS(auth.jwks) if auth.jwks else None,
+        )
+        return tokenController(auth.realm, auth.service, verifier), {}
+    # The built-in issuer: tokens it signs are verified with its own key.
+    if auth.key is not None:
+        key = loadOrCreateSigningKey(auth.key)
+    elif config.storage.driver == "filesystem":
+        key = loadOrCreateSigningKey(os.path.join(config.storage.rootdirectory, "token-signing.key"))
+    else:
+        key = ephemeralSigningKey()
+    policy = Policy.fromFile(auth.policy)
+    issuer = TokenIssuer(auth.issuer, auth.service, key, Htpasswd(auth.htpasswd), policy, auth.expiration)
+    verifier = TokenVerifier(auth.issuer, auth.service, certificates=[key.certificate])
+    realm = auth.realm or URLs(config.http.host).absolute(auth.path)
+    return tokenController(realm, auth.service, verifier, policy), {auth.path: issuer.resource()}
+
+
 def makeResource(config=None, registry=None, reactor=None):
     """
     The registry's HTTP resource, to mount at the root of a L{RegistrySite}
@@ -62,6 +106,7 @@ def makeResource(config=None, registry=None, reactor=None):
     config = config or defaultConfig()
     if registry is None:
         registry = makeRegistry(config, reactor)
+    controller, extra = makeAuth(config)
     return RegistryAPI(
         registry,
         readOnly=config.storage.readonly,
@@ -69,7 +114,8 @@ def makeResource(config=None, registry=None, reactor=None):
         relativeURLs=config.http.relativeURLs,
         headers=config.http.headers,
         repositoryClasses=config.policy.repositoryClasses,
-    ).resource()
+        accessController=controller,
+    ).resource(extra)
 
 
 class RegistryService(MultiService):
@@ -87,8 +133,12 @@ class RegistryService(MultiService):
         self.site = RegistrySite(
             makeResource(config, self.registry), accessLogEnabled=config.log.accesslog
         )
-        for endpoint in config.http.listen:
-            strports.service(endpoint, self.site, reactor=reactor).setServiceParent(self)
+        for _, endpoint in listeners(config, reactor):
+            listener = StreamServerEndpointService(endpoint, self.site)
+            # As strports.service does: a port that cannot be bound fails the
+            # start (and twistd) instead of being logged while nothing listens.
+            listener._raiseSynchronously = True
+            listener.setServiceParent(self)
         purging = config.storage.uploadPurging
         if purging.enabled and not config.storage.readonly:
             TimerService(

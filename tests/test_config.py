@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -14,11 +15,15 @@ from twisted.internet.endpoints import serverFromString
 
 from registryd.config import (
     ConfigError,
+    HtpasswdAuth,
     HTTPConfig,
+    IssuerAuth,
     LogConfig,
     PolicyConfig,
+    SillyAuth,
     StorageConfig,
     TLSConfig,
+    TokenAuth,
     UploadPurging,
     ValidationConfig,
     checkStorageRoot,
@@ -52,6 +57,14 @@ def nested(path, value):
     for name in reversed(path.split(".")):
         value = {name: value}
     return value
+
+
+def pemKey(key):
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -490,7 +503,7 @@ def test_ignoredHTTPKeysAreReported(key):
 # -- http.tls -----------------------------------------------------------------
 
 
-def test_tlsMakesAddrListenersSSL(tlsFiles):
+def test_tlsIsServedOnThePlainAddrListener(tlsFiles):
     cert, key = tlsFiles
     http = parseConfig(
         {
@@ -506,26 +519,27 @@ def test_tlsMakesAddrListenersSSL(tlsFiles):
         }
     ).http
     assert http.tls == TLSConfig(certificate=cert, key=key, clientCAs=(cert,), minimumTLS="tls1.3")
-    escaped = lambda path: path.replace(":", "\\:").replace("=", "\\=")  # noqa: E731
-    assert http.listen == (
-        f"ssl:5443:privateKey={escaped(key)}:certKey={escaped(cert)}:interface=127.0.0.1",
-    )
-    # the string loads the same files back
-    endpoint = serverFromString(reactor, http.listen[0])
-    assert endpoint._port == 5443 and endpoint._interface == "127.0.0.1"
+    # registryd.tls wraps this listener in TLS (see tests/test_tls.py)
+    assert http.listen == ("tcp:5443:interface=127.0.0.1",)
+
+
+def test_tlsOnIPv6Addr(tlsFiles):
+    cert, key = tlsFiles
+    http = parseConfig({"http": {"addr": "[::1]:5443", "tls": {"certificate": cert, "key": key}}}).http
+    assert http.listen == ("tcp6:5443:interface=\\:\\:1",)
+    assert http.tls.certificate == cert
 
 
 def test_tlsOnAllInterfacesAndDefaultAddr(tlsFiles):
     cert, key = tlsFiles
     tls = {"certificate": cert, "key": key}
     allInterfaces = parseConfig({"http": {"addr": ":5443", "tls": tls}}).http
-    assert allInterfaces.listen[0].startswith("ssl:5443:privateKey=")
-    assert "interface" not in allInterfaces.listen[0]
+    assert allInterfaces.listen == ("tcp:5443",)
     assert allInterfaces.tls.minimumTLS == "tls1.2"
     assert allInterfaces.tls.clientCAs == ()
     withoutAddr = parseConfig({"http": {"tls": tls}}).http
-    assert withoutAddr.listen[0].startswith("ssl:5000:")
-    assert withoutAddr.listen[0].endswith(":interface=127.0.0.1")
+    assert withoutAddr.listen == ("tcp:5000:interface=127.0.0.1",)
+    assert withoutAddr.tls == TLSConfig(cert, key)
 
 
 def test_emptyTLSIsNoTLS():
@@ -562,11 +576,64 @@ def test_tlsKeyWithoutReadPermission(tlsFiles, tmp_path):
 
 
 def test_tlsFilesMustBeACertificateAndItsKey(tlsFiles, tmp_path):
-    cert, _ = tlsFiles
+    cert, key = tlsFiles
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
-    message = errorFor({"http": {"tls": {"certificate": cert, "key": str(garbage)}}}, "http.tls")
-    assert "cannot use this certificate and key" in message
+    message = errorFor({"http": {"tls": {"certificate": cert, "key": str(garbage)}}}, "http.tls.key")
+    assert message == f"http.tls.key: {garbage}: not a PEM private key file"
+    # the certificate where the key should be
+    message = errorFor({"http": {"tls": {"certificate": cert, "key": cert}}}, "http.tls.key")
+    assert "not a PEM private key file" in message
+    message = errorFor({"http": {"tls": {"certificate": key, "key": key}}}, "http.tls.certificate")
+    assert message == f"http.tls.certificate: {key}: not a PEM certificate file"
+    tls = {"certificate": cert, "key": key, "clientcas": [cert, key]}
+    message = errorFor({"http": {"tls": tls}}, "http.tls.clientcas[1]")
+    assert "not a PEM certificate file" in message
+
+
+def test_tlsKeyMustBeTheCertificates(tlsFiles, tmp_path):
+    cert, _ = tlsFiles
+    other = tmp_path / "other.pem"
+    other.write_bytes(pemKey(ec.generate_private_key(ec.SECP256R1())))
+    message = errorFor({"http": {"tls": {"certificate": cert, "key": str(other)}}}, "http.tls")
+    assert message == (
+        "http.tls: cannot use this certificate and key: the key does not match the certificate"
+    )
+
+
+def test_tlsKeyMustNotBeEncrypted(tlsFiles, tmp_path):
+    cert, key = tlsFiles
+    with open(key, "rb") as f:
+        private = serialization.load_pem_private_key(f.read(), password=None)
+    encrypted = tmp_path / "encrypted.pem"
+    encrypted.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    message = errorFor({"http": {"tls": {"certificate": cert, "key": str(encrypted)}}}, "http.tls.key")
+    assert "encrypted private keys are not supported" in message
+
+
+def test_tlsCertificateFileWithChain(tlsFiles, tmp_path):
+    cert, key = tlsFiles
+    chain = tmp_path / "chain.pem"
+    with open(cert, "rb") as f:
+        chain.write_bytes(f.read() * 2)
+    tls = parseConfig({"http": {"tls": {"certificate": str(chain), "key": key}}}).http.tls
+    assert tls.certificate == str(chain)
+
+
+def test_listenOverrideDropsTLS(tlsFiles):
+    cert, key = tlsFiles
+    config = parseConfig({"http": {"addr": ":5443", "tls": {"certificate": cert, "key": key}}})
+    overridden = withOverrides(config, listen=["tcp:8080"])
+    assert overridden.http.listen == ("tcp:8080",)
+    # --listen strings are used as written, like http.listen
+    assert overridden.http.tls is None
+    assert withOverrides(config, listen=None).http.tls == config.http.tls
 
 
 @pytest.mark.parametrize(
@@ -596,6 +663,375 @@ def test_tlsOnUnixSocketIsNotSupportedYet(tlsFiles):
     cert, key = tlsFiles
     http = {"net": "unix", "addr": "/tmp/r.sock", "tls": {"certificate": cert, "key": key}}
     assert "not supported yet" in errorFor({"http": http}, "http.tls")
+
+
+# -- auth ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def files(tmp_path, tlsFiles):
+    """Paths of an htpasswd file, a policy, a certificate bundle and a JWKS."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("alice:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("{}\n")
+    jwks = tmp_path / "keys.jwks"
+    jwks.write_text('{"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b"}]}')
+    return {
+        "htpasswd": str(htpasswd),
+        "policy": str(policy),
+        "bundle": tlsFiles[0],
+        "jwks": str(jwks),
+        "missing": str(tmp_path / "missing"),
+        "directory": str(tmp_path),
+    }
+
+
+def authWith(method, **parameters):
+    return {"auth": {method: parameters}}
+
+
+@pytest.mark.parametrize("value", [None, {}])
+def test_noAuth(value):
+    assert parseConfig({"auth": value}).auth is None
+    assert defaultConfig().auth is None
+
+
+@pytest.mark.parametrize("value", [[], "htpasswd", ["htpasswd"]])
+def test_authIsAMapping(value):
+    assert "expected a mapping" in errorFor({"auth": value}, "auth")
+
+
+def test_authHtpasswd(files):
+    config = parseConfig(authWith("htpasswd", realm="Registry Realm", path=files["htpasswd"]))
+    assert config.auth == HtpasswdAuth(realm="Registry Realm", path=files["htpasswd"])
+    assert config.warnings == ()
+
+
+def test_authMoreThanOneMethod(files):
+    mapping = {
+        "auth": {
+            "htpasswd": {"realm": "r", "path": files["htpasswd"]},
+            "silly": {"realm": "r", "service": "s"},
+        }
+    }
+    message = errorFor(mapping, "auth")
+    assert message == "auth: more than one method (htpasswd, silly); give exactly one"
+
+
+def test_authMethodWithoutParametersIsNotNoAuth():
+    """A method named with nothing under it fails; it does not leave the registry open."""
+    assert errorFor({"auth": {"htpasswd": None}}, "auth.htpasswd.realm") == (
+        "auth.htpasswd.realm: required"
+    )
+    assert errorFor({"auth": {"silly": {}}}, "auth.silly.realm") == "auth.silly.realm: required"
+
+
+def test_authUnknownMethod():
+    assert errorFor({"auth": {"ldap": {"url": "x"}}}, "auth.ldap") == "auth.ldap: unknown key"
+
+
+@pytest.mark.parametrize(
+    "parameters, key, expected",
+    [
+        ({"path": "HTPASSWD"}, "auth.htpasswd.realm", "required"),
+        ({"realm": "r"}, "auth.htpasswd.path", "required"),
+        ({"realm": "r", "path": "MISSING"}, "auth.htpasswd.path",
+         "MISSING: cannot read: No such file or directory"),
+        ({"realm": "r", "path": "DIRECTORY"}, "auth.htpasswd.path", "cannot read: Is a directory"),
+        ({"realm": 5, "path": "HTPASSWD"}, "auth.htpasswd.realm", "expected a non-empty string"),
+        ({"realm": "", "path": "HTPASSWD"}, "auth.htpasswd.realm", "expected a non-empty string"),
+        ({"realm": "r", "path": "HTPASSWD", "users": []}, "auth.htpasswd.users", "unknown key"),
+    ],
+)
+def test_badAuthHtpasswd(files, parameters, key, expected):
+    parameters = {k: files.get(str(v).lower(), v) for k, v in parameters.items()}
+    expected = expected.replace("MISSING", files["missing"])
+    assert expected in errorFor({"auth": {"htpasswd": parameters}}, key)
+
+
+HEADER_BREAKERS = ['a"b', "a\\b", "a\nb", "a\rb", "a\r\nWWW-Authenticate: x", "a\x00b", "a\tb",
+                   "a\x7fb", "r\u00e9gistry"]
+
+
+@pytest.mark.parametrize("value", HEADER_BREAKERS)
+@pytest.mark.parametrize(
+    "method, key",
+    [
+        ("htpasswd", "realm"),
+        ("token", "realm"),
+        ("token", "service"),
+        ("token", "issuer"),
+        ("silly", "realm"),
+        ("silly", "service"),
+        ("issuer", "service"),
+        ("issuer", "issuer"),
+        ("issuer", "realm"),
+    ],
+)
+def test_authHeaderValuesCannotBreakTheChallenge(files, method, key, value):
+    valid = {
+        "htpasswd": {"realm": "r", "path": files["htpasswd"]},
+        "token": {"realm": "https://auth.example.com/token", "service": "s", "issuer": "i",
+                  "rootcertbundle": files["bundle"]},
+        "silly": {"realm": "r", "service": "s"},
+        "issuer": {"service": "s", "htpasswd": files["htpasswd"], "policy": files["policy"]},
+    }[method]
+    if key == "realm" and method in ("token", "issuer"):
+        value = "https://auth.example.com/" + value
+    message = errorFor({"auth": {method: dict(valid, **{key: value})}}, f"auth.{method}.{key}")
+    assert "expected printable ASCII without '\"' or '\\' (it is sent in WWW-Authenticate)" in message
+
+
+def test_authHeaderValuesMayHaveSpacesAndPunctuation(files):
+    realm = "Registry: the 'one' & only (v2) #1 ~ [x] {y}"
+    config = parseConfig(authWith("htpasswd", realm=realm, path=files["htpasswd"]))
+    assert config.auth.realm == realm
+
+
+def test_authToken(files):
+    config = parseConfig(
+        authWith(
+            "token",
+            realm="https://auth.example.com/token",
+            service="registry.example.com",
+            issuer="auth.example.com",
+            rootcertbundle=files["bundle"],
+            jwks=files["jwks"],
+            autoredirect=False,
+        )
+    )
+    assert config.auth == TokenAuth(
+        realm="https://auth.example.com/token",
+        service="registry.example.com",
+        issuer="auth.example.com",
+        rootcertbundle=files["bundle"],
+        jwks=files["jwks"],
+    )
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize("which", ["bundle", "jwks"])
+def test_authTokenWithOneKeySource(files, which):
+    key = {"bundle": "rootcertbundle", "jwks": "jwks"}[which]
+    config = parseConfig(
+        authWith("token", realm="https://a.example.com/t", service="s", issuer="i",
+                 **{key: files[which]})
+    )
+    assert getattr(config.auth, key) == files[which]
+    other = {"rootcertbundle": "jwks", "jwks": "rootcertbundle"}[key]
+    assert getattr(config.auth, other) is None
+
+
+def test_authTokenNeedsAKeySource():
+    message = errorFor(
+        authWith("token", realm="https://a.example.com/t", service="s", issuer="i"),
+        "auth.token.rootcertbundle",
+    )
+    assert message == "auth.token.rootcertbundle: required unless auth.token.jwks is given"
+
+
+def test_authTokenWarnings(files):
+    config = parseConfig(
+        authWith("token", realm="https://a.example.com/t", service="s", issuer="i",
+                 rootcertbundle=files["bundle"], signingalgorithms=["ES256", "RS256"],
+                 autoredirectpath="/auth/token")
+    )
+    assert config.auth.rootcertbundle == files["bundle"]
+    assert [line.split(":")[0] for line in config.warnings] == [
+        "auth.token.autoredirectpath",
+        "auth.token.signingalgorithms",
+    ]
+    assert all(": ignored (" in line for line in config.warnings)
+
+
+def writeFile(directory, name, content):
+    path = directory / name
+    path.write_text(content)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    "change, key, expected",
+    [
+        ({"realm": "auth.example.com/token"}, "realm", "expected an absolute http:// or https://"),
+        ({"realm": None}, "realm", "required"),
+        ({"service": None}, "service", "required"),
+        ({"issuer": None}, "issuer", "required"),
+        ({"issuer": ["i"]}, "issuer", "expected a non-empty string"),
+        ({"autoredirect": True}, "autoredirect",
+         "not supported yet by registryd 0.1.0 (set realm to the token server's URL)"),
+        ({"autoredirect": "no"}, "autoredirect", "expected a boolean"),
+        ({"signingalgorithms": "ES256"}, "signingalgorithms", "expected a list of strings"),
+        ({"rootcertbundle": "MISSING"}, "rootcertbundle", "cannot read"),
+        ({"rootcertbundle": "NOT-PEM"}, "rootcertbundle", "not a PEM certificate file"),
+        ({"jwks": "MISSING"}, "jwks", "cannot read"),
+        ({"jwks": "NOT-JSON"}, "jwks", "not JSON"),
+        ({"jwks": "NOT-A-SET"}, "jwks", 'expected a JSON Web Key Set ({"keys": [...]})'),
+        ({"jwks": "NO-KEYS"}, "jwks", "the key set has no keys"),
+        ({"x5c": True}, "x5c", "unknown key"),
+    ],
+)
+def test_badAuthToken(files, tmp_path, change, key, expected):
+    paths = {
+        "MISSING": files["missing"],
+        "NOT-PEM": writeFile(tmp_path, "bundle.pem", "no certificates here"),
+        "NOT-JSON": writeFile(tmp_path, "a.jwks", "{keys: "),
+        "NOT-A-SET": writeFile(tmp_path, "b.jwks", '[{"kty": "EC"}]'),
+        "NO-KEYS": writeFile(tmp_path, "c.jwks", '{"keys": []}'),
+    }
+    parameters = {"realm": "https://a.example.com/t", "service": "s", "issuer": "i",
+                  "rootcertbundle": files["bundle"]}
+    parameters.update({k: paths.get(v, v) for k, v in change.items() if isinstance(v, str)})
+    parameters.update({k: v for k, v in change.items() if not isinstance(v, str)})
+    parameters = {k: v for k, v in parameters.items() if v is not None}
+    assert expected in errorFor({"auth": {"token": parameters}}, f"auth.token.{key}")
+
+
+def test_authSilly():
+    config = parseConfig(authWith("silly", realm="silly-realm", service="silly-service"))
+    assert config.auth == SillyAuth(realm="silly-realm", service="silly-service")
+    assert config.warnings == (
+        "auth.silly: any Authorization header is accepted; for development only",
+    )
+
+
+def test_badAuthSilly():
+    assert "required" in errorFor(authWith("silly", realm="r"), "auth.silly.service")
+    assert "unknown key" in errorFor(
+        authWith("silly", realm="r", service="s", users=["a"]), "auth.silly.users"
+    )
+
+
+def test_authIssuerDefaults(files):
+    config = parseConfig(
+        authWith("issuer", service="registry.example.com", htpasswd=files["htpasswd"],
+                 policy=files["policy"])
+    )
+    assert config.auth == IssuerAuth(
+        service="registry.example.com",
+        issuer="registryd",
+        htpasswd=files["htpasswd"],
+        policy=files["policy"],
+        key=None,  # the service puts it in the storage root
+        expiration=300.0,
+        realm=None,  # built from each request
+        path="/token",
+    )
+    assert config.warnings == ()
+
+
+def test_authIssuer(files, tmp_path):
+    key = str(tmp_path / "keys" / "signing.key")
+    (tmp_path / "keys").mkdir()
+    config = parseConfig(
+        authWith("issuer", service="s", issuer="my-issuer", htpasswd=files["htpasswd"],
+                 policy=files["policy"], key=key, expiration="1h30m",
+                 realm="https://registry.example.com/auth/token", path="/auth/token")
+    )
+    assert config.auth == IssuerAuth(
+        service="s", issuer="my-issuer", htpasswd=files["htpasswd"], policy=files["policy"],
+        key=key, expiration=5400.0, realm="https://registry.example.com/auth/token",
+        path="/auth/token",
+    )
+    # an existing key file (and certificate) is used as it is
+    (tmp_path / "keys" / "signing.key").write_text("key")
+    (tmp_path / "keys" / "signing.key.crt").write_text("certificate")
+    assert parseConfig(
+        authWith("issuer", service="s", htpasswd=files["htpasswd"], policy=files["policy"], key=key)
+    ).auth.key == key
+
+
+@pytest.mark.parametrize(
+    "change, key, expected",
+    [
+        ({"service": None}, "service", "required"),
+        ({"htpasswd": None}, "htpasswd", "required"),
+        ({"policy": None}, "policy", "required"),
+        ({"htpasswd": "MISSING"}, "htpasswd", "cannot read: No such file or directory"),
+        ({"policy": "MISSING"}, "policy", "cannot read: No such file or directory"),
+        ({"key": "MISSING/signing.key"}, "key", "cannot be created: MISSING is not a directory"),
+        ({"key": "HTPASSWD/signing.key"}, "key", "cannot be created: HTPASSWD is not a directory"),
+        ({"key": "DIRECTORY"}, "key", "cannot read: Is a directory"),
+        ({"expiration": "0s"}, "expiration", "expected a positive duration"),
+        ({"expiration": "soon"}, "expiration", "expected a positive duration"),
+        ({"realm": "/token"}, "realm", "expected an absolute http:// or https:// URL"),
+        ({"path": "token"}, "path", "expected a URL path starting with '/'"),
+        ({"path": "/to ken"}, "path", "expected a URL path starting with '/'"),
+        ({"path": '/to"ken'}, "path", "expected a URL path starting with '/'"),
+        ({"path": "/"}, "path", "/: the token endpoint needs a path of its own"),
+        ({"path": "/v2"}, "path", "/v2: the token endpoint needs a path of its own"),
+        ({"path": "/v2/token"}, "path", "/v2/token: the token endpoint needs a path of its own"),
+        ({"issuer": ""}, "issuer", "expected a non-empty string"),
+        ({"audience": "x"}, "audience", "unknown key"),
+    ],
+)
+def test_badAuthIssuer(files, change, key, expected):
+    def resolve(value):
+        if not isinstance(value, str):
+            return value
+        for name in ("MISSING", "HTPASSWD", "DIRECTORY"):
+            value = value.replace(name, files[name.lower()])
+        return value
+
+    parameters = {"service": "s", "htpasswd": files["htpasswd"], "policy": files["policy"]}
+    parameters.update({k: resolve(v) for k, v in change.items()})
+    parameters = {k: v for k, v in parameters.items() if v is not None}
+    assert resolve(expected) in errorFor({"auth": {"issuer": parameters}}, f"auth.issuer.{key}")
+
+
+@pytest.mark.skipif(asRoot, reason="root writes to directories whatever their mode")
+def test_authIssuerKeyDirectoryMustBeWritable(files, tmp_path):
+    """Unless the key and its certificate both exist, the missing one is written at startup."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    key = locked / "signing.key"
+    mapping = authWith(
+        "issuer", service="s", htpasswd=files["htpasswd"], policy=files["policy"], key=str(key)
+    )
+    locked.chmod(0o500)
+    try:
+        message = errorFor(mapping, "auth.issuer.key")
+        assert message == f"auth.issuer.key: {key}: cannot be created: {locked} is not writable"
+        locked.chmod(0o700)
+        key.write_text("key")
+        locked.chmod(0o500)
+        message = errorFor(mapping, "auth.issuer.key")
+        assert message == f"auth.issuer.key: {key}.crt: cannot be created: {locked} is not writable"
+        locked.chmod(0o700)
+        (locked / "signing.key.crt").write_text("certificate")
+        locked.chmod(0o500)
+        assert parseConfig(mapping).auth.key == str(key)
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.skipif(asRoot, reason="root reads files whatever their mode")
+def test_authFilesMustBeReadable(files, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("alice:x\n")
+    secret.chmod(0)
+    message = errorFor(authWith("htpasswd", realm="r", path=str(secret)), "auth.htpasswd.path")
+    assert "Permission denied" in message
+
+
+def test_exampleAuthMethodsParse(files, tmp_path):
+    """Each commented-out method of the example file, uncommented, is a valid configuration."""
+    text = EXAMPLE.read_text()
+    block = text[text.index("\n# auth:\n") + 1:]
+    block = block[: block.index("\n\n")]
+    uncommented = "\n".join(line[2:] if line.startswith("# ") else "" for line in block.splitlines())
+    methods = yaml.safe_load(uncommented)["auth"]
+    assert list(methods) == ["htpasswd", "token", "silly", "issuer"]
+    replacements = {
+        "path": files["htpasswd"], "htpasswd": files["htpasswd"], "policy": files["policy"],
+        "rootcertbundle": files["bundle"], "jwks": files["jwks"],
+        "key": str(tmp_path / "signing.key"),
+    }
+    for method, parameters in methods.items():
+        parameters = {k: replacements.get(k, v) for k, v in parameters.items()}
+        config = parseConfig({"auth": {method: parameters}})
+        assert type(config.auth).__name__.lower() == f"{method}auth"
 
 
 # -- policy and validation ----------------------------------------------------
@@ -677,9 +1113,6 @@ def test_badValidation():
 @pytest.mark.parametrize(
     "key, value",
     [
-        ("auth", {"htpasswd": {"realm": "r", "path": "/htpasswd"}}),
-        ("auth", {"silly": {"realm": "r", "service": "s"}}),
-        ("auth", {"token": {"realm": "r"}}),
         ("proxy", {"remoteurl": "https://registry-1.docker.io"}),
         ("notifications", {"endpoints": [{"name": "l", "url": "https://l.example.com"}]}),
         ("middleware", {"storage": [{"name": "cloudfront"}]}),
@@ -690,17 +1123,17 @@ def test_unsupportedSectionsAreRefused(key, value):
     assert "not supported yet by registryd 0.1.0 (refusing to start" in message
 
 
-def test_authMessage():
-    message = errorFor({"auth": {"silly": {}}}, "auth")
+def test_proxyMessage():
+    message = errorFor({"proxy": {"remoteurl": "https://registry-1.docker.io"}}, "proxy")
     assert message == (
-        "auth: not supported yet by registryd 0.1.0 "
-        "(refusing to start without the authentication this file asks for)"
+        "proxy: not supported yet by registryd 0.1.0 "
+        "(refusing to start as a plain registry instead of a pull-through cache)"
     )
 
 
 @pytest.mark.parametrize("value", [None, {}, []])
 def test_emptyUnsupportedSectionsAreAccepted(value):
-    keys = ("auth", "proxy", "notifications", "middleware")
+    keys = ("proxy", "notifications", "middleware")
     config = parseConfig({key: value for key in keys})
     assert config == defaultConfig()
 
@@ -1021,7 +1454,8 @@ SUPPORTED_KEYS = """
     maxthreads inmemory delete enabled redirect disable maintenance uploadpurging age interval
     dryrun readonly http addr net listen prefix host secret relativeurls headers tls
     certificate key clientcas minimumtls policy repository classes validation manifests urls
-    allow deny auth proxy notifications
+    allow deny auth proxy notifications htpasswd realm path token issuer rootcertbundle jwks
+    autoredirect silly expiration
 """.split()
 
 

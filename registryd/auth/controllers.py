@@ -256,7 +256,12 @@ def tokenController(realm, service, verifier, policy=None):
     """
 
     def denies(grant, needed):
-        return policy is not None and not all(policy.allows(grant.user, access) for access in needed)
+        # Anonymous callers get 401: logging in may help them.
+        return (
+            policy is not None
+            and grant.user is not None
+            and not all(policy.allows(grant.user, access) for access in needed)
+        )
 
     portal = Portal(GrantRealm(), [TokenChecker(verifier)])
     return AccessController(

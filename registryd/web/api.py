@@ -42,19 +42,27 @@ def grantedResources(request):
     return grant.resources if grant is not None else ()
 
 
-class _Headers(Resource):
-    """Sets the headers every response carries, then hands over to Klein."""
+class _Root(Resource):
+    """
+    Sets the headers every response carries, then hands over to Klein, or
+    to a resource mounted at an extra path (the token endpoint).
+    """
 
     isLeaf = True
 
-    def __init__(self, inner, headers):
+    def __init__(self, inner, headers, extra):
         super().__init__()
         self._inner = inner
         self._headers = headers
+        self._extra = extra
 
     def render(self, request):
         for name, values in self._headers:
             request.responseHeaders.setRawHeaders(name, values)
+        extra = self._extra.get(request.path)
+        if extra is not None:
+            request.prepath, request.postpath = request.postpath, []
+            return extra.render(request)
         return self._inner.render(request)
 
 
@@ -100,9 +108,14 @@ class RegistryAPI:
             (name.encode(), [v.encode() for v in values]) for name, values in (headers or {}).items()
         ]
 
-    def resource(self):
-        """The L{IResource} serving the API; mount it at the site root."""
-        return _Headers(self.app.resource(), self._headers)
+    def resource(self, extra=None):
+        """
+        The L{IResource} serving the API; mount it at the site root.
+
+        @param extra: More resources to serve, by exact path (str).
+        """
+        extra = {path.encode(): resource for path, resource in (extra or {}).items()}
+        return _Root(self.app.resource(), self._headers, extra)
 
     async def _authorize(self, request, needed):
         """

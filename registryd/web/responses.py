@@ -62,10 +62,22 @@ class URLs:
     def __call__(self, request, path):
         if self._relative:
             return path
-        if self._host:
-            return self._host + path
-        host = request.getHeader(b"host")
-        if host is None or not _HOST.match(host):
-            return path
-        scheme = "https" if request.isSecure() else "http"
-        return f"{scheme}://{host.decode('ascii')}{path}"
+        return self.absolute(path)(request)
+
+    def absolute(self, path):
+        """
+        C{request -> str}: the absolute URL of C{path} (relative when the
+        request's Host is not a plain host name, so nothing a client sends
+        reaches a header unchecked).
+        """
+
+        def build(request):
+            if self._host:
+                return self._host + path
+            host = request.getHeader(b"host")
+            if host is None or not _HOST.match(host):
+                return path
+            scheme = "https" if request.isSecure() else "http"
+            return f"{scheme}://{host.decode('ascii')}{path}"
+
+        return build
