@@ -92,7 +92,7 @@ def makeAuth(config):
     issuer = TokenIssuer(auth.issuer, auth.service, key, Htpasswd(auth.htpasswd), policy, auth.expiration)
     verifier = TokenVerifier(auth.issuer, auth.service, certificates=[key.certificate])
     realm = auth.realm or URLs(config.http.host).absolute(auth.path)
-    return tokenController(realm, auth.service, verifier, policy), {auth.path: issuer.resource()}
+    return tokenController(realm, auth.service, verifier), {auth.path: issuer.resource()}
 
 
 def makeResource(config=None, registry=None, reactor=None):

@@ -9,6 +9,9 @@ lists of L{Access}.
 import re
 from dataclasses import dataclass
 
+from registryd import errors
+from registryd.reference import validateName
+
 PULL, PUSH, DELETE, ALL = "pull", "push", "delete", "*"
 
 # What a scope may contain: the name grammar plus the catalog's "*".  Anything
@@ -61,6 +64,13 @@ def parseScope(scope):
     if not match:
         return []
     type, name, actions = match.groups()
+    if type == "registry" and name != "catalog":
+        return []
+    if type == "repository":
+        try:
+            validateName(name)
+        except errors.NameInvalid:
+            return []
     return [Access(type, name, action) for action in actions.split(",")]
 
 

@@ -6,8 +6,9 @@ and C{silly} (any header; development only).
 Each is a L{Portal} over checkers and a realm that makes a L{Grant}; the
 controller turns the request's C{Authorization} header into credentials,
 logs in, and compares the grant with what the route needs.  Failures become
-401 UNAUTHORIZED with a challenge naming exactly what was needed, or 403
-DENIED when asking again cannot help.
+401 UNAUTHORIZED with a challenge naming exactly what was needed, or, for
+an authenticated caller whose token is too narrow, 403 DENIED with the same
+challenge (RFC 6750's insufficient_scope).
 """
 
 import hashlib
@@ -166,17 +167,14 @@ class AccessController:
 
     @param factories: L{ICredentialFactory}s by lower-case scheme.
     @param challenge: C{challenge(request, needed, error) -> str}, the
-        C{WWW-Authenticate} value for a 401.
-    @param denies: C{denies(grant, needed) -> bool}: whether asking again
-        cannot help (403 instead of 401); by default never.
+        C{WWW-Authenticate} value for a 401 (and a 403 for too narrow a token).
     """
 
-    def __init__(self, portal, factories, challenge, challengeScheme, denies=lambda grant, needed: False):
+    def __init__(self, portal, factories, challenge, challengeScheme):
         self._portal = portal
         self._factories = factories
         self._challenge = challenge
         self.challengeScheme = challengeScheme
-        self._denies = denies
 
     def _unauthorized(self, request, needed, error=None, message="authentication required"):
         return errors.Unauthorized(
@@ -209,11 +207,15 @@ class AccessController:
             )
             raise self._unauthorized(request, needed, "invalid_token", "authentication failed") from None
         if not grant.allows(needed):
-            if self._denies(grant, needed):
-                raise errors.Denied(
-                    detail=[{"Type": a.type, "Name": a.name, "Action": a.action} for a in needed]
-                )
-            raise self._unauthorized(request, needed, "insufficient_scope", "insufficient scope")
+            if grant.user is None:
+                # Anonymous: logging in may help.
+                raise self._unauthorized(request, needed, "insufficient_scope", "insufficient scope")
+            # RFC 6750: an insufficient scope is 403, with the scope needed,
+            # so that a client may ask its token server again.
+            raise errors.Denied(
+                detail=[{"Type": a.type, "Name": a.name, "Action": a.action} for a in needed],
+                headers={"WWW-Authenticate": self._challenge(request, needed, "insufficient_scope")},
+            )
         return grant
 
 
@@ -248,24 +250,11 @@ def htpasswdController(realm, htpasswd):
     )
 
 
-def tokenController(realm, service, verifier, policy=None):
-    """
-    Bearer token auth.  With the built-in issuer's C{policy}, a token that
-    lacks an access the policy would not grant its subject anyway is 403:
-    a new token cannot help.
-    """
-
-    def denies(grant, needed):
-        # Anonymous callers get 401: logging in may help them.
-        return (
-            policy is not None
-            and grant.user is not None
-            and not all(policy.allows(grant.user, access) for access in needed)
-        )
-
+def tokenController(realm, service, verifier):
+    """Bearer token auth; C{realm} may be a callable of the request."""
     portal = Portal(GrantRealm(), [TokenChecker(verifier)])
     return AccessController(
-        portal, {b"bearer": BearerCredentialFactory()}, bearerChallenge(realm, service), "Bearer", denies
+        portal, {b"bearer": BearerCredentialFactory()}, bearerChallenge(realm, service), "Bearer"
     )
 
 

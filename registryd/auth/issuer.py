@@ -121,8 +121,9 @@ class TokenIssuer:
         self._key = signingKey
         self._users = users
         self._policy = policy
-        self._expiration = expiration
-        self._refreshExpiration = refreshExpiration
+        # Whole seconds: Go clients decode expires_in into an int.
+        self._expiration = int(round(expiration))
+        self._refreshExpiration = int(round(refreshExpiration))
         self._clock = clock
         self._realm = realm or service
         der = signingKey.certificate.public_bytes(serialization.Encoding.DER)
