@@ -207,3 +207,41 @@ async def test_hostileHostDoesNotReachRealm():
     challenge = r.header("WWW-Authenticate").decode()
     assert challenge.startswith('Bearer realm="/token",')
     assert "evil" not in challenge
+
+
+@pytest_twisted.ensureDeferred
+async def test_resourceClassesFromTokenClaims():
+    """policy.repository.classes against the classes the token's access entries name."""
+    from tests.web.manifestkit import imageManifest
+
+    registry = Registry(MemoryDriver(), deleteEnabled=True)
+    verifier = TokenVerifier(ISSUER, SERVICE, certificates=[KEY.certificate])
+    api = RegistryAPI(
+        registry,
+        repositoryClasses=("image", "plugin"),
+        accessController=tokenController(REALM, SERVICE, verifier),
+    )
+    c = StubClient.__new__(StubClient)
+    c._stub = StubTreq(api.resource())
+    c.url = "http://registry.test"
+    now = int(time.time())
+    for name, entryClass, expected in (("plugins", "plugin", 403), ("images", "image", 201), ("plain", None, 201)):
+        entry = {"type": "repository", "name": name, "actions": ["pull", "push"]}
+        if entryClass:
+            entry["class"] = entryClass
+        bearer = jwt.encode(
+            {"iss": ISSUER, "sub": "alice", "aud": SERVICE, "exp": now + 300, "access": [entry]},
+            KEY.privateKey, algorithm="ES256", headers={"kid": KEY.keyID},
+        )
+        auth = {"Authorization": f"Bearer {bearer}"}
+        config = b'{"architecture":"amd64"}'
+        r = await c.request("POST", f"/v2/{name}/blobs/uploads/?digest={digestOf(config)}", headers=auth, body=config)
+        assert r.status == 201
+        payload = imageManifest(config, [], "application/vnd.docker.distribution.manifest.v2+json")
+        r = await c.request(
+            "PUT", f"/v2/{name}/manifests/t",
+            headers={**auth, "Content-Type": "application/vnd.docker.distribution.manifest.v2+json"}, body=payload,
+        )
+        assert r.status == expected, (name, r.body)
+        if expected == 403:
+            assert r.json()["errors"][0]["message"] == "repository not authorized for image manifest"

@@ -205,3 +205,26 @@ def test_tlsListener(skopeo, ociLayout, tmp_path):
         assert connection.getresponse().status == 200
     finally:
         registry.stop()
+
+
+def test_refusedBeforeTheBodyIsAccepted(registryd, users):
+    """A client waiting on 100-continue is refused without being asked for its body."""
+    import socket
+
+    registry = registryd(config={"auth": {"htpasswd": {"realm": "r", "path": users}}})
+    sock = socket.create_connection(("127.0.0.1", registry.port), timeout=10)
+    try:
+        sock.sendall(
+            b"POST /v2/team/app/blobs/uploads/?digest=sha256:" + b"0" * 64 + b" HTTP/1.1\r\n"
+            b"Host: registry\r\nContent-Length: 104857600\r\nExpect: 100-continue\r\n"
+            b"Authorization: " + basic("alice", "wrong").encode() + b"\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert b"100 Continue" not in answer
+    assert storedRepositories(registry.root) == []
+    assert not os.path.exists(os.path.join(registry.root, "docker/registry/v2/repositories"))
