@@ -336,7 +336,7 @@ def main():
     print(f"\nmachine: {os.cpu_count()} CPUs, {platform.platform()}")
     for name, value in limits.items():
         print(f"  {name}: {value:,.0f}")
-    print(f"\n| metric | unit | registryd | Distribution | ratio | registryd p50/p99 ms | Distribution p50/p99 ms |")
+    print("\n| metric | unit | registryd | Distribution | ratio | registryd p50/p99 ms | Distribution p50/p99 ms |")
     print("|---|---|---|---|---|---|---|")
     for name, unit, samples in rows:
         ours, theirs = summarise(samples["registryd"]), summarise(samples["distribution"])

@@ -18,7 +18,7 @@ import ipaddress
 import re
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import SSL, crypto
@@ -28,6 +28,8 @@ from twisted.internet.ssl import CertificateOptions, TLSVersion, trustRootFromCe
 from twisted.internet.ssl import Certificate as TwistedCertificate
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from zope.interface import implementer
+
+from registryd.certificates import selfSigned
 
 _VERSIONS = {"tls1.2": TLSVersion.TLSv1_2, "tls1.3": TLSVersion.TLSv1_3}
 
@@ -210,37 +212,17 @@ def selfSignedCertificate(hostnames=DEFAULT_HOSTNAMES, days=365, now=None):
     if now is None:
         now = datetime.datetime.now(datetime.timezone.utc)
     publicKey = key.public_key()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
+    certificate = selfSigned(
+        key,
+        subject,
         # a little earlier, for clients whose clocks are a little behind
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(publicKey), critical=False
-        )
-        .sign(key, hashes.SHA256())
+        now - datetime.timedelta(minutes=5),
+        now + datetime.timedelta(days=days),
+        [
+            (x509.SubjectAlternativeName(names), False),
+            (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False),
+            (x509.AuthorityKeyIdentifier.from_issuer_public_key(publicKey), False),
+        ],
     )
     return (
         certificate.public_bytes(serialization.Encoding.PEM),

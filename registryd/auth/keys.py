@@ -14,10 +14,12 @@ import os
 import tempfile
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from jwt.algorithms import ECAlgorithm
+
+from registryd.certificates import selfSigned
 
 # Long enough never to be the reason tokens stop verifying; replacing the
 # key (delete both files, restart, hand out the new certificate) is how it is
@@ -67,33 +69,7 @@ class SigningKey:
 def _selfSigned(privateKey):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registryd token signer")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    publicKey = privateKey.public_key()
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(publicKey)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - _BACKDATE)
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(publicKey), critical=False)
-        .sign(privateKey, hashes.SHA256())
-    )
+    return selfSigned(privateKey, name, now - _BACKDATE, now + _VALIDITY)
 
 
 def _writeAtomically(path, data, mode):

@@ -9,7 +9,7 @@ from registryd.auth.interfaces import Grant, IAccessController
 from registryd.driver.memory import MemoryDriver
 from registryd.storage.registry import Registry
 from registryd.web.api import RegistryAPI
-from tests.support import StubClient, digestOf, pushBlob
+from tests.support import StubClient, pushBlob
 
 
 @implementer(IAccessController)

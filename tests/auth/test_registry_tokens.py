@@ -11,7 +11,6 @@ import time
 import jwt
 import pytest
 import pytest_twisted
-from cryptography.hazmat.primitives.asymmetric import ec
 from treq.testing import StubTreq
 
 from registryd.auth.controllers import tokenController

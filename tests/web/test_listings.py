@@ -1,9 +1,7 @@
 """Tags list, catalog and OCI 1.1 referrers, with pagination; tag consistency."""
 
-import json
 from urllib.parse import urlsplit
 
-import pytest
 import pytest_twisted
 from twisted.internet.defer import Deferred, gatherResults
 

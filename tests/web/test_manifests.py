@@ -12,7 +12,6 @@ from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANI
 from tests.support import configWith, digestOf, makeClient, pushBlob
 from tests.web.manifestkit import (
     ALL_TYPES,
-    OCI_LAYER,
     descriptor,
     encode,
     imageManifest,
@@ -130,7 +129,7 @@ async def test_ociManifestGating(client):
         assert r.json()["errors"][0]["message"] == "OCI manifest found, but accept header does not support OCI manifests"
 
 
-@pytest.mark.parametrize("accept", [None, "*/*", "application/*", f"text/plain, */*;q=0.1"])
+@pytest.mark.parametrize("accept", [None, "*/*", "application/*", "text/plain, */*;q=0.1"])
 @pytest_twisted.ensureDeferred
 async def test_noAcceptMeansEverything(client, accept):
     """
