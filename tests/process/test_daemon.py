@@ -160,3 +160,24 @@ def test_logLevelWarnHidesInfo(twistd, tmp_path):
     log = process.log()
     assert "GET /v2/" not in log
     assert "registryd serving" not in log
+
+
+def test_tlsThroughAnEndpointString(twistd, tmp_path):
+    """--listen ssl:...: the endpoint string alone makes a TLS listener."""
+    import http.client
+    import ssl
+
+    from registryd.cli import main
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    assert main(["make-cert", "--cert", str(cert), "--key", str(key)]) == 0
+    process = twistd(
+        "--listen", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+        "--storage-root", str(tmp_path / "root"),
+    )
+    context = ssl.create_default_context(cafile=str(cert))
+    connection = http.client.HTTPSConnection(f"localhost:{process.port}", context=context, timeout=10)
+    connection.request("GET", "/v2/")
+    response = connection.getresponse()
+    assert (response.status, response.read()) == (200, b"{}")
+    assert connection.sock.version() in ("TLSv1.2", "TLSv1.3")
