@@ -2,9 +2,10 @@
 The filesystem driver: driver paths are files beneath a root directory.
 
 Its blocking calls run in a thread pool.  Small content is written to a
-temporary file, fsync'd and renamed into place, and new directory entries are
-fsync'd too, so what the driver says is stored survives a crash and is never
-seen half-written.
+temporary file and renamed into place, so it is never seen half-written;
+before the call returns, a filesystem flush shared with concurrent writers
+(L{GroupSync}) makes it and any new directory entries durable.  Writers'
+files are fsync'd themselves when closed or committed.
 """
 
 import errno
@@ -14,6 +15,7 @@ import shutil
 import stat as _stat
 
 from registryd.driver.deferred import DeferredDriver, inThreadPool
+from registryd.driver.durability import GroupSync
 from registryd.driver.interfaces import (
     FileInfo,
     InvalidOffsetError,
@@ -35,18 +37,15 @@ def _fsyncDirectory(directory):
 
 
 def _makeDirectories(directory):
-    """Create C{directory} and missing parents, making each new entry durable."""
+    """Create C{directory} and missing parents (made durable by the caller's flush)."""
     if os.path.isdir(directory):
         return
-    parent = os.path.dirname(directory)
-    _makeDirectories(parent)
+    _makeDirectories(os.path.dirname(directory))
     try:
         os.mkdir(directory)
     except FileExistsError:
         if not os.path.isdir(directory):
             raise
-        return
-    _fsyncDirectory(parent)
 
 
 class _missingAs:
@@ -110,6 +109,8 @@ class BlockingFilesystemDriver:
 
     def __init__(self, root):
         self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self._durable = GroupSync(self.root)
 
     def _local(self, path):
         return os.path.join(self.root, *segments(checkPath(path)))
@@ -126,13 +127,11 @@ class BlockingFilesystemDriver:
         try:
             with open(temporary, "wb") as f:
                 f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
             os.replace(temporary, local)
         except BaseException:
             _removeQuietly(temporary)
             raise
-        _fsyncDirectory(directory)
+        self._durable.sync()
 
     def openRead(self, path, offset):
         with _missingAs(path):
@@ -187,7 +186,7 @@ class BlockingFilesystemDriver:
         _makeDirectories(os.path.dirname(target))
         with _missingAs(source):
             os.replace(local, target)
-        _fsyncDirectory(os.path.dirname(target))
+        self._durable.sync()
 
     def delete(self, path):
         local = self._local(path)
