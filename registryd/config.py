@@ -241,6 +241,75 @@ class IssuerAuth:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    """
+    C{proxy}: run as a pull-through cache of another registry (Distribution's
+    keys).  Pushes and deletes are refused.
+
+    @ivar remoteurl: The upstream registry's base URL.
+    @ivar username: Credentials for the upstream, or None (anonymous).
+    @ivar password: See C{username}.
+    @ivar ttl: Seconds a cached tag is trusted before it is checked with the
+        upstream again, and after which unused cached content is removed.
+    """
+
+    remoteurl: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ttl: float = 168 * 3600.0
+
+
+@dataclass(frozen=True)
+class NotificationEndpoint:
+    """
+    One of C{notifications.endpoints}: where events are POSTed.
+
+    @ivar headers: Extra request headers, C{{name: (values, ...)}}.
+    @ivar timeout: Seconds a delivery may take.
+    @ivar threshold: Failures in a row before the endpoint is counted as
+        down (logged; delivery goes on with back-off).
+    @ivar backoff: Seconds to wait after a failure, doubling up to
+        C{maxbackoff}.
+    @ivar ignoredMediaTypes: Events whose target has one of these media types
+        are not sent (C{ignoredmediatypes} and C{ignore.mediatypes}).
+    @ivar ignoredActions: Actions (push, pull, delete, mount) not sent.
+    @ivar queueLimit: Events held for the endpoint (in memory and spooled)
+        beyond which new ones are counted and logged as dropped.
+    """
+
+    name: str
+    url: str
+    headers: dict = field(default_factory=dict)
+    timeout: float = 1.0
+    threshold: int = 10
+    backoff: float = 1.0
+    maxBackoff: float = 300.0
+    ignoredMediaTypes: tuple[str, ...] = ()
+    ignoredActions: tuple[str, ...] = ()
+    queueLimit: int = 100000
+
+
+@dataclass(frozen=True)
+class NotificationsConfig:
+    """
+    C{notifications}: events about pushes, pulls, deletes and mounts, sent to
+    HTTP endpoints in Distribution's envelope.
+
+    @ivar endpoints: The enabled L{NotificationEndpoint}s.
+    @ivar includeReferences: C{events.includereferences}: list a manifest's
+        references in its events.
+    @ivar spoolDirectory: registryd's C{notifications.spooldirectory}: where
+        undelivered events wait across restarts; None for
+        C{notifications} beside the filesystem storage root (in-memory
+        storage: events are kept in memory only).
+    """
+
+    endpoints: tuple[NotificationEndpoint, ...] = ()
+    includeReferences: bool = False
+    spoolDirectory: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """
     The whole configuration.
@@ -257,6 +326,8 @@ class Config:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     auth: HtpasswdAuth | TokenAuth | SillyAuth | IssuerAuth | None = None
+    proxy: ProxyConfig | None = None
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     warnings: tuple[str, ...] = ()
 
 
@@ -314,8 +385,8 @@ def parseConfig(mapping, source="<config>"):
     policy.finish()
     validation = _validation(top.section("validation"))
     auth = _auth(top.section("auth"))
-    top.refuse("proxy", "refusing to start as a plain registry instead of a pull-through cache")
-    top.refuse("notifications", "refusing to start without the notifications this file asks for")
+    proxy = _proxy(top.section("proxy"))
+    notifications = _notifications(top.section("notifications"))
     top.refuse("middleware", "refusing to start without the middleware this file asks for")
     top.ignore("health", "registryd has no health checks yet")
     top.ignore("redis", "registryd does not use redis")
@@ -331,6 +402,8 @@ def parseConfig(mapping, source="<config>"):
         policy=PolicyConfig(repositoryClasses=classes),
         validation=validation,
         auth=auth,
+        proxy=proxy,
+        notifications=notifications,
         warnings=tuple(warnings),
     )
 
@@ -737,6 +810,80 @@ _AUTH_PARSERS = {
 
 
 # -- Values -------------------------------------------------------------------
+
+
+def _proxy(proxy):
+    """C{proxy}, or None when absent or empty (a plain registry)."""
+    if not proxy.names():
+        return None
+    remoteurl = proxy.require("remoteurl", _url).rstrip("/")
+    username = proxy.get("username", _string)
+    password = proxy.get("password", _string)
+    if (username is None) != (password is None):
+        raise ConfigError(proxy.key("password" if username else "username"), "required with the other")
+    ttl = proxy.get("ttl", _duration, 168 * 3600.0)
+    proxy.finish()
+    return ProxyConfig(remoteurl=remoteurl, username=username, password=password, ttl=ttl)
+
+
+_ACTIONS = ("push", "pull", "delete", "mount")
+
+
+def _notifications(notifications):
+    events = notifications.section("events")
+    includeReferences = events.get("includereferences", _bool, False)
+    events.finish()
+    spoolDirectory = notifications.get("spooldirectory", _string)
+    raw = notifications.raw("endpoints")
+    if raw is None:
+        raw = []
+    if not isinstance(raw, list):
+        raise _expected(notifications.key("endpoints"), "a list of endpoints", raw)
+    endpoints = []
+    names = set()
+    for i, item in enumerate(raw):
+        endpoint = _Section(item, notifications.key(f"endpoints[{i}]"), notifications._warnings)
+        name = endpoint.require("name", _string)
+        if name in names:
+            raise ConfigError(endpoint.key("name"), f"another endpoint is named {name!r}")
+        names.add(name)
+        url = endpoint.require("url", _url)
+        disabled = endpoint.get("disabled", _bool, False)
+        headers = endpoint.get("headers", _headers, {})
+        timeout = endpoint.get("timeout", _duration, 1.0)
+        threshold = endpoint.get("threshold", _count(1), 10)
+        backoff = endpoint.get("backoff", _duration, 1.0)
+        maxBackoff = endpoint.get("maxbackoff", _duration, 300.0)
+        ignored = list(endpoint.get("ignoredmediatypes", _strings, ()))
+        ignore = endpoint.section("ignore")
+        ignored += ignore.get("mediatypes", _strings, ())
+        actions = ignore.get("actions", _strings, ())
+        for j, action in enumerate(actions):
+            if action not in _ACTIONS:
+                raise ConfigError(ignore.key(f"actions[{j}]"), f"expected one of {', '.join(_ACTIONS)}, got {_show(action)}")
+        ignore.finish()
+        queueLimit = endpoint.get("queuelimit", _count(1), 100000)
+        endpoint.finish()
+        if disabled:
+            continue
+        endpoints.append(
+            NotificationEndpoint(
+                name=name,
+                url=url,
+                headers=headers,
+                timeout=timeout,
+                threshold=threshold,
+                backoff=backoff,
+                maxBackoff=max(maxBackoff, backoff),
+                ignoredMediaTypes=tuple(ignored),
+                ignoredActions=tuple(actions),
+                queueLimit=queueLimit,
+            )
+        )
+    notifications.finish()
+    return NotificationsConfig(
+        endpoints=tuple(endpoints), includeReferences=includeReferences, spoolDirectory=spoolDirectory
+    )
 
 
 def _show(value, limit=60):

@@ -23,6 +23,8 @@ from registryd.config import HtpasswdAuth, SillyAuth, TokenAuth, defaultConfig
 from registryd.driver.deferred import inThreadPool
 from registryd.driver.filesystem import FilesystemDriver
 from registryd.driver.memory import MemoryDriver
+from registryd.notifications import makeNotifier
+from registryd.proxy import expiryInterval, makeProxyRegistry
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry, urlPolicy
 from registryd.tls import listeners
@@ -95,26 +97,35 @@ def makeAuth(config):
     return tokenController(realm, auth.service, verifier), {auth.path: issuer.resource()}
 
 
-def makeResource(config=None, registry=None, reactor=None):
+def makeResource(config=None, registry=None, reactor=None, events=None):
     """
     The registry's HTTP resource, to mount at the root of a L{RegistrySite}
     (or any L{Site}, at the cost of spooling upload bodies).
 
     @param registry: Serve this L{IRegistry} (e.g. one shared with other
         code); by default one is made from C{config}.
+    @param events: Told of pushes, pulls, mounts and deletes (a
+        L{registryd.notifications.notifier.Notifier}), or None.
     """
     config = config or defaultConfig()
     if registry is None:
         registry = makeRegistry(config, reactor)
+        if config.proxy is not None:
+            # Cached content is not expired here: RegistryService does that.
+            registry, _ = makeProxyRegistry(config, registry, reactor)
+    readOnly = config.storage.readonly
+    if config.proxy is not None:
+        readOnly = "this registry is a pull-through cache"
     controller, extra = makeAuth(config)
     return RegistryAPI(
         registry,
-        readOnly=config.storage.readonly,
+        readOnly=readOnly,
         host=config.http.host,
         relativeURLs=config.http.relativeURLs,
         headers=config.http.headers,
         repositoryClasses=config.policy.repositoryClasses,
         accessController=controller,
+        events=events,
     ).resource(extra)
 
 
@@ -130,8 +141,19 @@ class RegistryService(MultiService):
             minthreads=2, maxthreads=config.storage.maxthreads, name="registryd-storage"
         )
         self.registry = makeRegistry(config, reactor, self._threadpool)
+        served = self.registry
+        self._proxy = None
+        if config.proxy is not None:
+            served, expire = makeProxyRegistry(config, self.registry, reactor)
+            self._proxy = served
+            TimerService(expiryInterval(config.proxy.ttl), expire).setServiceParent(self)
+        notifier = makeNotifier(config, reactor)
+        if notifier is not None:
+            # Before the listeners: started before them, stopped after them.
+            notifier.setServiceParent(self)
         self.site = RegistrySite(
-            makeResource(config, self.registry), accessLogEnabled=config.log.accesslog
+            makeResource(config, served, events=notifier),
+            accessLogEnabled=config.log.accesslog,
         )
         for _, endpoint in listeners(config, reactor):
             listener = StreamServerEndpointService(endpoint, self.site)
@@ -165,6 +187,8 @@ class RegistryService(MultiService):
         )
 
     def stopService(self):
+        if self._proxy is not None:
+            self._proxy.close()
         d = super().stopService()
         if d is None:
             self._threadpool.stop()

@@ -14,6 +14,9 @@ from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 
 from registryd.config import (
+    NotificationEndpoint,
+    NotificationsConfig,
+    ProxyConfig,
     ConfigError,
     HtpasswdAuth,
     HTTPConfig,
@@ -1110,32 +1113,99 @@ def test_badValidation():
 # -- Refused, ignored and unknown keys ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "key, value",
-    [
-        ("proxy", {"remoteurl": "https://registry-1.docker.io"}),
-        ("notifications", {"endpoints": [{"name": "l", "url": "https://l.example.com"}]}),
-        ("middleware", {"storage": [{"name": "cloudfront"}]}),
-    ],
-)
-def test_unsupportedSectionsAreRefused(key, value):
-    message = errorFor({key: value}, key)
+def test_middlewareIsRefused():
+    message = errorFor({"middleware": {"storage": [{"name": "cloudfront"}]}}, "middleware")
     assert "not supported yet by registryd 0.1.0 (refusing to start" in message
 
 
-def test_proxyMessage():
-    message = errorFor({"proxy": {"remoteurl": "https://registry-1.docker.io"}}, "proxy")
-    assert message == (
-        "proxy: not supported yet by registryd 0.1.0 "
-        "(refusing to start as a plain registry instead of a pull-through cache)"
-    )
-
-
-@pytest.mark.parametrize("value", [None, {}, []])
-def test_emptyUnsupportedSectionsAreAccepted(value):
+@pytest.mark.parametrize("value", [None, {}])
+def test_emptySectionsAreAccepted(value):
     keys = ("proxy", "notifications", "middleware")
     config = parseConfig({key: value for key in keys})
     assert config == defaultConfig()
+
+
+def test_proxy():
+    config = parseConfig(
+        {"proxy": {"remoteurl": "https://registry-1.docker.io/", "username": "u", "password": "p", "ttl": "2h"}}
+    )
+    assert config.proxy == ProxyConfig(
+        remoteurl="https://registry-1.docker.io", username="u", password="p", ttl=7200.0
+    )
+    assert "password" not in repr(config.proxy)  # never in logs
+    assert parseConfig({"proxy": {"remoteurl": "http://up:5000"}}).proxy.ttl == 168 * 3600.0
+
+
+@pytest.mark.parametrize(
+    "proxy, key",
+    [
+        ({"username": "u"}, "proxy.remoteurl"),
+        ({"remoteurl": "ftp://x"}, "proxy.remoteurl"),
+        ({"remoteurl": "http://x", "username": "u"}, "proxy.password"),
+        ({"remoteurl": "http://x", "password": "p"}, "proxy.username"),
+        ({"remoteurl": "http://x", "ttl": "soon"}, "proxy.ttl"),
+        ({"remoteurl": "http://x", "other": 1}, "proxy.other"),
+    ],
+)
+def test_proxyErrors(proxy, key):
+    assert errorFor({"proxy": proxy}, key).startswith(key + ":")
+
+
+def test_notifications():
+    config = parseConfig(
+        {
+            "notifications": {
+                "events": {"includereferences": True},
+                "spooldirectory": "/var/spool/registryd",
+                "endpoints": [
+                    {
+                        "name": "listener",
+                        "url": "https://l.example.com/events",
+                        "headers": {"Authorization": ["Bearer t"]},
+                        "timeout": "500ms",
+                        "threshold": 5,
+                        "backoff": "2s",
+                        "ignoredmediatypes": ["application/octet-stream"],
+                        "ignore": {"mediatypes": ["text/plain"], "actions": ["pull"]},
+                    },
+                    {"name": "off", "url": "https://off.example.com", "disabled": True},
+                ],
+            }
+        }
+    )
+    assert config.notifications == NotificationsConfig(
+        endpoints=(
+            NotificationEndpoint(
+                name="listener",
+                url="https://l.example.com/events",
+                headers={"Authorization": ("Bearer t",)},
+                timeout=0.5,
+                threshold=5,
+                backoff=2.0,
+                ignoredMediaTypes=("application/octet-stream", "text/plain"),
+                ignoredActions=("pull",),
+            ),
+        ),
+        includeReferences=True,
+        spoolDirectory="/var/spool/registryd",
+    )
+
+
+@pytest.mark.parametrize(
+    "notifications, key",
+    [
+        ({"endpoints": {"name": "x"}}, "notifications.endpoints"),
+        ({"endpoints": [{"url": "http://x"}]}, "notifications.endpoints[0].name"),
+        ({"endpoints": [{"name": "a"}]}, "notifications.endpoints[0].url"),
+        ({"endpoints": [{"name": "a", "url": "http://x"}, {"name": "a", "url": "http://y"}]}, "notifications.endpoints[1].name"),
+        ({"endpoints": [{"name": "a", "url": "http://x", "ignore": {"actions": ["eat"]}}]}, "notifications.endpoints[0].ignore.actions[0]"),
+        ({"endpoints": [{"name": "a", "url": "http://x", "threshold": 0}]}, "notifications.endpoints[0].threshold"),
+        ({"endpoints": [{"name": "a", "url": "http://x", "bogus": 1}]}, "notifications.endpoints[0].bogus"),
+        ({"events": {"other": 1}}, "notifications.events.other"),
+    ],
+)
+def test_notificationsErrors(notifications, key):
+    assert errorFor({"notifications": notifications}, key).startswith(key + ":")
 
 
 @pytest.mark.parametrize("key", ["health", "redis", "reporting", "compatibility", "catalog"])

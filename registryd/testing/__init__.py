@@ -32,6 +32,7 @@ from twisted.protocols.policies import WrappingFactory
 
 from registryd.concurrency import deferred
 from registryd.config import defaultConfig
+from registryd.proxy import makeProxyRegistry
 from registryd.service import makeRegistry, makeResource
 from registryd.web.site import RegistrySite
 
@@ -97,6 +98,8 @@ async def startRegistry(storage="inmemory", root=None, config=None, reactor=None
         storage=replace(config.storage, driver=storage, rootdirectory=root or ""),
     )
     registry = makeRegistry(config, reactor)
+    if config.proxy is not None:
+        registry, _ = makeProxyRegistry(config, registry, reactor)
     factory = _TrackingFactory(RegistrySite(makeResource(config, registry), accessLogEnabled=False))
     port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
     url = f"http://127.0.0.1:{port.getHost().port}"

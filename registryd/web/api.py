@@ -71,7 +71,8 @@ class RegistryAPI:
     The registry's HTTP API over C{registry}.
 
     @param registry: An L{registryd.interfaces.IRegistry}.
-    @param readOnly: Refuse every write with 405 UNSUPPORTED.
+    @param readOnly: Refuse every write with 405 UNSUPPORTED, before any
+        body is read; a string says why (default: read-only mode).
     @param host: The registry's external base URL for Location headers
         (default: from the request's Host header).
     @param relativeURLs: Hand out relative URLs instead.
@@ -82,6 +83,8 @@ class RegistryAPI:
         default those of the caller's grant.
     @param accessController: An L{IAccessController}, or None to serve
         everyone everything.
+    @param events: Told of every push, pull, mount and delete with
+        C{emit(event)} (a L{registryd.notifications.events.Event}), or None.
     """
 
     app = Klein()
@@ -98,11 +101,14 @@ class RegistryAPI:
         repositoryClasses=(),
         resources=grantedResources,
         accessController=None,
+        events=None,
     ):
+        if readOnly is True:
+            readOnly = "the registry is in read-only mode"
         urls = URLs(host, relativeURLs)
         self._accessController = accessController
-        self._blobs = BlobRoutes(registry, urls, readOnly)
-        self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources)
+        self._blobs = BlobRoutes(registry, urls, readOnly, events)
+        self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources, events)
         self._listings = ListingRoutes(registry, urls)
         self._headers = [(b"Docker-Distribution-API-Version", [b"registry/2.0"])] + [
             (name.encode(), [v.encode() for v in values]) for name, values in (headers or {}).items()

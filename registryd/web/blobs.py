@@ -9,6 +9,7 @@ before it accepts a byte, so a refused request stores nothing.
 import re
 
 from registryd import errors
+from registryd.notifications.events import MOUNT, PULL, PUSH, blobEvent, deleteEvent, notify
 from registryd.reference import Digest, validateName
 from registryd.web.body import bodyOf
 from registryd.web.producers import ReaderProducer
@@ -54,16 +55,22 @@ def etagMatches(request, digest):
 
 
 class BlobRoutes:
-    """C{/v2/<name>/blobs/...}."""
+    """
+    C{/v2/<name>/blobs/...}.
 
-    def __init__(self, registry, urls, readOnly):
+    @param events: Told of pushes, mounts, pulls and deletes (see
+        L{registryd.notifications.events.notify}), or None.
+    """
+
+    def __init__(self, registry, urls, readOnly, events=None):
         self._registry = registry
         self._urls = urls
         self._readOnly = readOnly
+        self._events = events
 
     def _refuseWrites(self):
         if self._readOnly:
-            raise errors.Unsupported(message="the registry is in read-only mode")
+            raise errors.Unsupported(message=self._readOnly)
 
     async def get(self, request, name, digest):
         blobs = self._registry.repository(validateName(name)).blobs
@@ -84,16 +91,20 @@ class BlobRoutes:
         if span is not None:
             headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
         respond(request, 200 if span is None else 206, headers, length=length)
-        if request.method == b"HEAD" or length == 0:
+        if request.method == b"HEAD":
             return b""
-        reader = await blobs.open(digest, start)
-        await ReaderProducer(reader, length, request).start()
-        return None
+        if length:
+            reader = await blobs.open(digest, start)
+            await ReaderProducer(reader, length, request).start()
+        self._notify(PULL, request, name, info)
+        return None if length else b""
 
     async def delete(self, request, name, digest):
         self._refuseWrites()
         blobs = self._registry.repository(validateName(name)).blobs
-        await blobs.delete(Digest.parse(digest))
+        digest = Digest.parse(digest)
+        await blobs.delete(digest)
+        notify(self._events, lambda: deleteEvent(request, name, digest=digest))
         return respond(request, 202)
 
     # Uploads.
@@ -112,8 +123,10 @@ class BlobRoutes:
             source = arg(request, "from")
             if source is not None:
                 validateName(source)
-            if await self._mount(blobs, mount, source, readable):
+            mounted = await self._mount(blobs, mount, source, readable)
+            if mounted:
                 body.discard()
+                self._notify(MOUNT, request, name, *mounted)
                 return self._created(request, name, mount)
             # Otherwise an ordinary upload session, as the spec says.
         digest = arg(request, "digest")
@@ -121,7 +134,8 @@ class BlobRoutes:
             digest = Digest.parse(digest)
             upload = await blobs.createUpload()
             await self._receive(upload, body, None)
-            await upload.commit(digest)
+            info = await upload.commit(digest)
+            self._notify(PUSH, request, name, info)
             return self._created(request, name, digest)
         body.discard()
         upload = await blobs.createUpload()
@@ -129,7 +143,11 @@ class BlobRoutes:
         return respond(request, 202, self._progress(request, name, upload))
 
     async def _mount(self, blobs, digest, source, readable):
-        """Whether C{digest} could be mounted from a repository the caller may read."""
+        """
+        The L{BlobInfo} of C{digest} and the repository it was mounted from
+        (None: wherever the registry had it), if it could be mounted from a
+        repository the caller may read; else None.
+        """
         if readable is None:
             sources = [source]
         elif source is not None:
@@ -138,11 +156,10 @@ class BlobRoutes:
             sources = sorted(readable)
         for candidate in sources:
             try:
-                await blobs.mount(digest, candidate)
-                return True
+                return await blobs.mount(digest, candidate), candidate
             except errors.BlobUnknown:
                 pass
-        return False
+        return None
 
     async def uploadStatus(self, request, name, uploadID):
         name = validateName(name)
@@ -175,7 +192,8 @@ class BlobRoutes:
         except BaseException:
             await upload.close()
             raise
-        await upload.commit(digest)
+        info = await upload.commit(digest)
+        self._notify(PUSH, request, name, info)
         return self._created(request, name, digest)
 
     async def cancelUpload(self, request, name, uploadID):
@@ -226,6 +244,19 @@ class BlobRoutes:
                 message="Content-Length does not match Content-Range",
             )
         return end - start + 1
+
+    def _notify(self, action, request, name, info, fromRepository=None):
+        notify(
+            self._events,
+            lambda: blobEvent(
+                action,
+                request,
+                name,
+                info,
+                self._urls.absolute(f"/v2/{name}/blobs/{info.digest}")(request),
+                fromRepository,
+            ),
+        )
 
     def _progress(self, request, name, upload):
         return {

@@ -15,6 +15,7 @@ from registryd.manifest import (
     OCI_MANIFEST,
     parseManifest,
 )
+from registryd.notifications.events import PULL, PUSH, deleteEvent, manifestEvent, notify
 from registryd.reference import Digest, parseReference, validateName
 from registryd.web.blobs import etagMatches
 from registryd.web.body import bodyOf
@@ -72,19 +73,25 @@ async def readBounded(body, limit):
 
 
 class ManifestRoutes:
-    """C{/v2/<name>/manifests/<reference>}."""
+    """
+    C{/v2/<name>/manifests/<reference>}.
 
-    def __init__(self, registry, urls, readOnly, repositoryClasses, resources):
+    @param events: Told of pushes, pulls and deletes (see
+        L{registryd.notifications.events.notify}), or None.
+    """
+
+    def __init__(self, registry, urls, readOnly, repositoryClasses, resources, events=None):
         self._registry = registry
         self._urls = urls
         self._readOnly = readOnly
         self._classes = tuple(repositoryClasses)
         self._resources = resources
+        self._events = events
 
     def _refuseWrites(self):
         # Dispatch: PUT and DELETE are not routed in read-only mode.
         if self._readOnly:
-            raise errors.Unsupported(message="the registry is in read-only mode")
+            raise errors.Unsupported(message=self._readOnly)
 
     async def get(self, request, name, reference):
         repository = self._registry.repository(validateName(name))
@@ -122,6 +129,7 @@ class ManifestRoutes:
         }
         if request.method == b"HEAD":
             return respond(request, 200, headers, length=len(manifest.payload))
+        self._notify(PULL, request, name, manifest, digest, tag)
         return respond(request, 200, headers, manifest.payload)
 
     async def put(self, request, name, reference):
@@ -141,6 +149,7 @@ class ManifestRoutes:
         digest = await repository.manifests.put(manifest)  # step 5
         if tag is not None:  # step 6
             await repository.tags.tag(tag, digest)
+        self._notify(PUSH, request, name, manifest, digest, tag)
         headers = {  # step 7
             "Location": self._urls(request, f"/v2/{name}/manifests/{digest}"),
             "Docker-Content-Digest": digest,
@@ -172,6 +181,7 @@ class ManifestRoutes:
         tag, digest = parseReference(reference)
         if tag is not None:  # step 2
             await repository.tags.untag(tag)
+            notify(self._events, lambda: deleteEvent(request, name, tag=tag))
             return respond(request, 202)
         await repository.manifests.delete(digest)  # step 3
         for tagged in await repository.tags.lookup(digest):
@@ -179,4 +189,19 @@ class ManifestRoutes:
                 await repository.tags.untag(tagged)
             except errors.ManifestUnknown:
                 pass  # removed meanwhile
+        notify(self._events, lambda: deleteEvent(request, name, digest=digest))
         return respond(request, 202)
+
+    def _notify(self, action, request, name, manifest, digest, tag):
+        notify(
+            self._events,
+            lambda: manifestEvent(
+                action,
+                request,
+                name,
+                manifest,
+                digest,
+                self._urls.absolute(f"/v2/{name}/manifests/{digest}")(request),
+                tag,
+            ),
+        )
