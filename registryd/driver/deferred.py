@@ -69,9 +69,9 @@ class _Writer:
         return self._run(self._blocking.cancel)
 
 
-def _checked(method):
+def _checked(method, runner="_run"):
     def call(self, path, *args):
-        return self._run(getattr(self._blocking, method), checkPath(path), *args)
+        return getattr(self, runner)(getattr(self._blocking, method), checkPath(path), *args)
 
     call.__name__ = method
     return call
@@ -79,16 +79,25 @@ def _checked(method):
 
 @implementer(IStorageDriver)
 class DeferredDriver:
-    """An L{IStorageDriver} over a blocking driver and a runner."""
+    """
+    An L{IStorageDriver} over a blocking driver and a runner.
 
-    def __init__(self, blocking, run):
+    @param quick: The runner for reads of small metadata (C{getContent} of
+        links and manifests, C{stat}); by default C{run}.  For a local
+        filesystem these cost microseconds from the page cache, far less than
+        a trip to a thread pool and back, so the filesystem driver runs them
+        L{inline} (as Twisted's own C{static.File} reads on the reactor).
+    """
+
+    def __init__(self, blocking, run, quick=None):
         self._blocking = blocking
         self._run = run
+        self._quick = quick or run
         self.name = blocking.name
 
-    getContent = _checked("getContent")
+    getContent = _checked("getContent", "_quick")
     putContent = _checked("putContent")
-    stat = _checked("stat")
+    stat = _checked("stat", "_quick")
     delete = _checked("delete")
 
     list = _checked("list")

@@ -1,7 +1,8 @@
 """
 The filesystem driver: driver paths are files beneath a root directory.
 
-Its blocking calls run in a thread pool.  Small content is written to a
+Its blocking calls run in a thread pool, but for reads of small metadata
+(links, manifests, stat), which the page cache answers in microseconds.  Small content is written to a
 temporary file and renamed into place, so it is never seen half-written;
 before the call returns, a filesystem flush shared with concurrent writers
 (L{GroupSync}) makes it and any new directory entries durable.  Writers'
@@ -14,7 +15,7 @@ import secrets
 import shutil
 import stat as _stat
 
-from registryd.driver.deferred import DeferredDriver, inThreadPool
+from registryd.driver.deferred import DeferredDriver, inThreadPool, inline
 from registryd.driver.durability import GroupSync
 from registryd.driver.interfaces import (
     FileInfo,
@@ -215,4 +216,4 @@ def FilesystemDriver(root, reactor=None, threadpool=None):
         from twisted.internet import reactor
     if threadpool is None:
         threadpool = reactor.getThreadPool()
-    return DeferredDriver(BlockingFilesystemDriver(root), inThreadPool(reactor, threadpool))
+    return DeferredDriver(BlockingFilesystemDriver(root), inThreadPool(reactor, threadpool), inline)

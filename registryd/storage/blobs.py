@@ -29,7 +29,6 @@ class BlobStore:
         self._driver = context.driver
         self._name = name
 
-    @deferred
     async def _isLinked(self, digest):
         # Manifests are blobs too, linked as revisions; serve them here as well.
         for link in (
@@ -86,7 +85,6 @@ class BlobStore:
         return resumeUpload(self._context, self._name, uploadID)
 
 
-@deferred
 async def globalStat(driver, digest):
     """The L{BlobInfo} of a blob the registry stores, in any repository."""
     try:

@@ -2,13 +2,14 @@
 
 from registryd.driver.interfaces import PathNotFoundError
 from registryd.reference import Digest
-from registryd.concurrency import deferred
 from registryd import errors
 
 
-@deferred
 async def readLink(driver, path):
-    """The digest stored at C{path}, or None when there is no link."""
+    """
+    The digest stored at C{path}, or None when there is no link.  (A plain
+    coroutine: it is on every request's path and only ever awaited.)
+    """
     try:
         content = await driver.getContent(path)
     except PathNotFoundError:

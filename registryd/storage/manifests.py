@@ -32,12 +32,15 @@ class ManifestService:
 
     @deferred
     async def exists(self, digest):
+        return await self._exists(digest)
+
+    async def _exists(self, digest):
         link = paths.manifestRevisionLink(self._name, digest)
         return await readLink(self._driver, link) == digest
 
     @deferred
     async def get(self, digest):
-        if not await self.exists(digest):
+        if not await self._exists(digest):
             raise _unknown(digest)
         return await loadManifest(self._context, digest)
 
@@ -69,7 +72,7 @@ class ManifestService:
             except errors.BlobUnknown:
                 raise errors.ManifestBlobUnknown(detail={"digest": descriptor.digest}) from None
         for descriptor in manifest.manifestReferences():
-            if not await self.exists(descriptor.digest):
+            if not await self._exists(descriptor.digest):
                 raise errors.ManifestBlobUnknown(detail={"digest": descriptor.digest})
 
     def _checkForeignURLs(self, descriptor):
@@ -87,7 +90,7 @@ class ManifestService:
     async def delete(self, digest):
         if not self._context.deleteEnabled:
             raise errors.Unsupported(message="deletes are disabled on this registry")
-        if not await self.exists(digest):
+        if not await self._exists(digest):
             raise _unknown(digest)
         try:
             manifest = await loadManifest(self._context, digest)
@@ -99,11 +102,11 @@ class ManifestService:
             await self._referrers.remove(manifest.subject.digest, digest)
 
 
-@deferred
 async def loadManifest(context, digest):
     """
     The parsed manifest stored under C{digest}, from the shared cache when it
-    is there (a digest's content never changes).
+    is there (a digest's content never changes).  A plain coroutine, awaited
+    on every manifest request.
     """
     manifest = context.manifestCache.get(digest)
     if manifest is not None:
