@@ -6,8 +6,8 @@ their own L{Site}; L{RegistryService} is the whole daemon (listeners, storage
 thread pool, upload purging) that the twistd plugin runs.
 """
 
-from twisted.application.internet import StreamServerEndpointService, TimerService
-from twisted.application.service import MultiService
+from twisted.application.internet import TimerService
+from twisted.application.service import MultiService, Service
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
@@ -27,7 +27,8 @@ from registryd.notifications import makeNotifier
 from registryd.proxy import expiryInterval, makeProxyRegistry
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry, urlPolicy
-from registryd.tls import listeners
+from registryd.tls import listeners, tlsFactory
+from registryd.workers import FIRST_INHERITED_FD, WorkerPool, familyOf
 from registryd.web.api import RegistryAPI
 from registryd.web.responses import URLs
 from registryd.web.site import RegistrySite
@@ -129,14 +130,80 @@ def makeResource(config=None, registry=None, reactor=None, events=None):
     ).resource(extra)
 
 
-class RegistryService(MultiService):
-    """The registry daemon: its listeners, its storage threads, its chores."""
+class _Listener(Service):
+    """Listens on an endpoint, keeping the port so workers can share it."""
 
-    def __init__(self, config, reactor=None):
+    def __init__(self, endpoint, factory):
+        self._endpoint = endpoint
+        self._factory = factory
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        d = self._endpoint.listen(self._factory)
+        failures = []
+        d.addCallbacks(self._listening, failures.append)
+        if failures:
+            # A port that cannot be bound fails the start (and twistd) instead
+            # of being logged while nothing listens.
+            failures[0].raiseException()
+
+    def _listening(self, port):
+        self.port = _shared(port)
+
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            return self.port.stopListening()
+
+
+def _shared(port):
+    """
+    Accept one connection per wake-up: the processes sharing a socket all
+    wake, and a port taking up to a hundred at once would leave the others
+    none (so one process would serve every connection of a burst).
+    """
+    if hasattr(port, "numberAccepts"):
+        port.numberAccepts = 1
+    return port
+
+
+class _Adopted(Service):
+    """A worker's listener: a socket the first process opened, adopted."""
+
+    def __init__(self, reactor, fd, factory):
+        self._reactor = reactor
+        self._fd = fd
+        self._factory = factory
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        self.port = _shared(self._reactor.adoptStreamPort(self._fd, familyOf(self._fd), self._factory))
+
+    def stopService(self):
+        super().stopService()
+        return self.port.stopListening()
+
+
+class RegistryService(MultiService):
+    """
+    The registry daemon: its listeners, its storage threads, its chores.
+
+    @param workers: Processes serving the listeners in all (see
+        L{registryd.workers}); this one starts the others.
+    @param workerIndex: Set in a worker process: its number (from 1).  It
+        adopts the first process's sockets and leaves the chores to it.
+    @param workerCommand: The command line a worker runs (for the first
+        process, with C{workers} > 1).
+    """
+
+    def __init__(self, config, reactor=None, workers=1, workerIndex=None, workerCommand=None):
         super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.config = config
+        master = workerIndex is None
         self._threadpool = ThreadPool(
             minthreads=2, maxthreads=config.storage.maxthreads, name="registryd-storage"
         )
@@ -146,8 +213,9 @@ class RegistryService(MultiService):
         if config.proxy is not None:
             served, expire = makeProxyRegistry(config, self.registry, reactor)
             self._proxy = served
-            TimerService(expiryInterval(config.proxy.ttl), expire).setServiceParent(self)
-        notifier = makeNotifier(config, reactor)
+            if master:
+                TimerService(expiryInterval(config.proxy.ttl), expire).setServiceParent(self)
+        notifier = makeNotifier(config, reactor, instance=workerIndex or 0)
         if notifier is not None:
             # Before the listeners: started before them, stopped after them.
             notifier.setServiceParent(self)
@@ -155,14 +223,20 @@ class RegistryService(MultiService):
             makeResource(config, served, events=notifier),
             accessLogEnabled=config.log.accesslog,
         )
-        for _, endpoint in listeners(config, reactor):
-            listener = StreamServerEndpointService(endpoint, self.site)
-            # As strports.service does: a port that cannot be bound fails the
-            # start (and twistd) instead of being logged while nothing listens.
-            listener._raiseSynchronously = True
-            listener.setServiceParent(self)
+        if master:
+            ports = [_Listener(endpoint, self.site) for _, endpoint in listeners(config, reactor)]
+            for listener in ports:
+                listener.setServiceParent(self)
+            if workers > 1:
+                WorkerPool(
+                    reactor, workers - 1, lambda: [listener.port for listener in ports], workerCommand
+                ).setServiceParent(self)
+        else:
+            factory = self.site if config.http.tls is None else tlsFactory(config.http.tls, self.site)
+            for offset in range(len(config.http.listen)):
+                _Adopted(reactor, FIRST_INHERITED_FD + offset, factory).setServiceParent(self)
         purging = config.storage.uploadPurging
-        if purging.enabled and not config.storage.readonly:
+        if master and purging.enabled and not config.storage.readonly:
             TimerService(
                 purging.interval,
                 self._purge,

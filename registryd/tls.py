@@ -58,6 +58,11 @@ def listeners(config, reactor):
     return result
 
 
+def tlsFactory(tls, factory):
+    """C{factory} with TLS as C{http.tls} (a L{TLSConfig}) sets it up."""
+    return TLSMemoryBIOFactory(ServerTLS.fromConfig(tls), False, factory)
+
+
 @implementer(IStreamServerEndpoint)
 class TLSServerEndpoint:
     """

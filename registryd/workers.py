@@ -13,10 +13,11 @@ them all when it stops.
 import os
 import signal
 import socket
-import sys
 
 from twisted.application.service import Service
 from twisted.internet import protocol
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ProcessExitedAlready
 from twisted.logger import Logger
 
 log = Logger()
@@ -52,8 +53,8 @@ class WorkerPool(Service):
     @param count: Workers besides this process.
     @param ports: This process's listening ports (L{IListeningPort}s with
         C{fileno()}), in configuration order, known once they listen.
-    @param arguments: The command line the workers run, before the options
-        naming their inherited sockets.
+    @param arguments: The command line the workers run, to which
+        C{--worker N} is added.
     """
 
     def __init__(self, reactor, count, ports, arguments, environment=None):
@@ -63,6 +64,7 @@ class WorkerPool(Service):
         self._arguments = arguments
         self._environment = environment if environment is not None else dict(os.environ)
         self._processes = {}
+        self._waiting = {}
         self._stopping = False
 
     def startService(self):
@@ -72,7 +74,7 @@ class WorkerPool(Service):
 
     def _spawn(self, index):
         fds = [port.fileno() for port in self._ports()]
-        childFDs = {0: "r", 1: 1, 2: 2}
+        childFDs = {1: 1, 2: 2}
         arguments = list(self._arguments) + ["--worker", str(index)]
         for offset, fd in enumerate(fds):
             childFDs[FIRST_INHERITED_FD + offset] = fd
@@ -87,6 +89,9 @@ class WorkerPool(Service):
 
     def _ended(self, index, reason):
         self._processes.pop(index, None)
+        waiting = self._waiting.pop(index, None)
+        if waiting is not None and not waiting.called:
+            waiting.callback(None)
         if self._stopping:
             return
         log.warn("worker {index} ended ({reason}); restarting", index=index, reason=reason.value)
@@ -95,14 +100,13 @@ class WorkerPool(Service):
     def stopService(self):
         super().stopService()
         self._stopping = True
-        for process in list(self._processes.values()):
+        ended = []
+        for index, process in list(self._processes.items()):
+            done = Deferred()
+            self._waiting[index] = done
+            ended.append(done)
             try:
                 process.signalProcess(signal.SIGTERM)
-            except OSError:
-                pass
-
-
-def workerCommand(argv=None):
-    """The command line that runs this same daemon again, for a worker."""
-    argv = list(sys.argv if argv is None else argv)
-    return [sys.executable, "-c", "from twisted.scripts.twistd import run; run()", *argv[1:]]
+            except (OSError, ProcessExitedAlready):
+                done.callback(None)
+        return gatherResults(ended)

@@ -15,7 +15,7 @@ from twisted.web.client import Agent, HTTPConnectionPool
 from registryd.notifications.notifier import Notifier
 
 
-def makeNotifier(config, reactor):
+def makeNotifier(config, reactor, instance=0):
     """
     The L{Notifier} C{config.notifications} asks for, or None when it names
     no endpoint.
@@ -24,6 +24,7 @@ def makeNotifier(config, reactor):
     in C{notifications} inside the filesystem storage root (beside
     C{docker/}, where neither registryd nor Distribution looks); with
     in-memory storage and no spool directory they are kept in memory only.
+    Worker processes (C{instance} > 0) spool in their own subdirectory.
     """
     notifications = config.notifications
     if not notifications.endpoints:
@@ -31,6 +32,8 @@ def makeNotifier(config, reactor):
     spoolDirectory = notifications.spoolDirectory
     if spoolDirectory is None and config.storage.driver == "filesystem":
         spoolDirectory = os.path.join(config.storage.rootdirectory, "notifications")
+    if spoolDirectory is not None and instance:
+        spoolDirectory = os.path.join(spoolDirectory, f"worker-{instance}")
     pool = HTTPConnectionPool(reactor)
     client = HTTPClient(Agent(reactor, pool=pool))
     return Notifier(notifications, spoolDirectory, client, reactor, pool=pool)
