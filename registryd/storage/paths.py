@@ -71,6 +71,17 @@ def uploadStartedAt(name, uploadID):
     return f"{upload(name, uploadID)}/startedat"
 
 
+# registryd's own: Distribution keeps Go-encoded states in hashstates/, which
+# these (OpenSSL's SHA256_CTX) are not.
+def uploadHashStates(name, uploadID):
+    return f"{upload(name, uploadID)}/registryd-hashstates/sha256"
+
+
+def uploadHashState(name, uploadID, offset):
+    """The saved hash state of the first C{offset} bytes of an upload."""
+    return f"{uploadHashStates(name, uploadID)}/{offset}"
+
+
 # registryd's own addition: Distribution skips directories starting with "_"
 # that it does not know, so this index does not disturb it.
 def referrers(name, subject):

@@ -2,10 +2,12 @@
 Upload sessions, kept in storage so any process can continue them.
 
 A session is a directory C{_uploads/<id>} holding C{startedat} and the bytes
-received so far in C{data}.  Bytes are hashed as they arrive; the hash object
-cannot leave the process, so it is kept in a bounded in-process cache keyed by
-session and size, and a session resumed elsewhere is re-hashed from storage
-at commit.  One process lets one request at a time work on a session.
+received so far in C{data}.  Bytes are hashed as they arrive.  The hash state
+is kept in a bounded in-process cache keyed by session and size, and saved
+beside the data whenever the session is closed (L{hashstate}), so another
+process resumes hashing where this one stopped; a session whose state
+cannot be restored is re-hashed from storage at commit.  One process lets
+one request at a time work on a session.
 """
 
 import collections
@@ -23,10 +25,10 @@ from registryd.driver.interfaces import PathNotFoundError
 from registryd.interfaces import BlobInfo, IBlobUpload
 from registryd.reference import ALGORITHMS, Digest
 from registryd.storage import paths
+from registryd.storage.hashstate import ResumableSHA256, newHasher, resumable, resumableSupported
 from registryd.storage.links import writeLink
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-HASH_ALGORITHM = "sha256"
 REHASH_CHUNK = 1024 * 1024
 
 
@@ -77,7 +79,7 @@ def _unknown(uploadID):
 class Upload:
     """An L{IBlobUpload} held by this process until closed, committed or cancelled."""
 
-    def __init__(self, context, name, uploadID, startedAt, writer, hasher):
+    def __init__(self, context, name, uploadID, startedAt, writer, hasher, savedAt=None):
         self._context = context
         self._driver = context.driver
         self.name = name
@@ -87,6 +89,7 @@ class Upload:
         self._hasher = hasher
         self._failed = None
         self._released = False
+        self._savedAt = savedAt  # the size the stored hash state is for
         self.size = writer.size
 
     @deferred
@@ -117,8 +120,22 @@ class Upload:
             await self._writer.close()
             if self._hasher is not None and self._failed is None:
                 self._context.hashers.put(self.id, self.size, self._hasher)
+                if resumable(self._hasher) and self.size != self._savedAt:
+                    await self._saveHashState()
         finally:
             self._release()
+
+    async def _saveHashState(self):
+        driver = self._driver
+        await driver.putContent(
+            paths.uploadHashState(self.name, self.id, self.size), self._hasher.state()
+        )
+        if self._savedAt is not None:
+            try:
+                await driver.delete(paths.uploadHashState(self.name, self.id, self._savedAt))
+            except PathNotFoundError:
+                pass
+        self._savedAt = self.size
 
     @deferred
     async def commit(self, digest):
@@ -201,7 +218,7 @@ async def createUpload(context, name):
     except BaseException:
         context.uploadLocks.release(uploadID)
         raise
-    return Upload(context, name, uploadID, startedAt, writer, ALGORITHMS[HASH_ALGORITHM][1]())
+    return Upload(context, name, uploadID, startedAt, writer, newHasher())
 
 
 @deferred
@@ -222,4 +239,15 @@ async def resumeUpload(context, name, uploadID):
         context.uploadLocks.release(uploadID)
         raise
     hasher = context.hashers.take(uploadID, writer.size)
-    return Upload(context, name, uploadID, startedAt, writer, hasher)
+    savedAt = None
+    if writer.size == 0:
+        hasher = hasher or newHasher()
+    else:
+        try:
+            state = await context.driver.getContent(paths.uploadHashState(name, uploadID, writer.size))
+            savedAt = writer.size
+            if hasher is None and resumableSupported():
+                hasher = ResumableSHA256(state)
+        except (PathNotFoundError, ValueError):
+            pass
+    return Upload(context, name, uploadID, startedAt, writer, hasher, savedAt)
