@@ -82,11 +82,12 @@ class DeferredDriver:
     """
     An L{IStorageDriver} over a blocking driver and a runner.
 
-    @param quick: The runner for reads of small metadata (C{getContent} of
-        links and manifests, C{stat}); by default C{run}.  For a local
-        filesystem these cost microseconds from the page cache, far less than
-        a trip to a thread pool and back, so the filesystem driver runs them
-        L{inline} (as Twisted's own C{static.File} reads on the reactor).
+    @param quick: The runner for reads: small metadata (C{getContent} of
+        links and manifests, C{stat}) and a reader's bounded chunks; by
+        default C{run}.  From a local filesystem's page cache these cost
+        microseconds, less than a trip to a thread pool and back, so the
+        filesystem driver runs them L{inline}, as Twisted's own
+        C{static.File} producer reads on the reactor.
     """
 
     def __init__(self, blocking, run, quick=None):
@@ -108,7 +109,7 @@ class DeferredDriver:
 
     def reader(self, path, offset=0):
         d = self._run(self._blocking.openRead, checkPath(path), offset)
-        return d.addCallback(_Reader, self._run)
+        return d.addCallback(_Reader, self._quick)
 
     def writer(self, path, append=False):
         d = self._run(self._blocking.openWrite, checkPath(path), append)

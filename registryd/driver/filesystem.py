@@ -1,8 +1,9 @@
 """
 The filesystem driver: driver paths are files beneath a root directory.
 
-Its blocking calls run in a thread pool, but for reads of small metadata
-(links, manifests, stat), which the page cache answers in microseconds.  Small content is written to a
+Its blocking calls run in a thread pool, but for reads (small metadata, and
+the bounded chunks of a blob stream), which the page cache answers in
+microseconds.  Small content is written to a
 temporary file and renamed into place, so it is never seen half-written;
 before the call returns, a filesystem flush shared with concurrent writers
 (L{GroupSync}) makes it and any new directory entries durable.  Writers'
