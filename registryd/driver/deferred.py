@@ -46,21 +46,32 @@ class _Reader:
             self._blocking.close()
 
 
+# Writes up to this size take the quick runner: copying them costs less
+# than a trip to the thread pool.
+SMALL_WRITE = 64 * 1024
+
+
 @implementer(IStorageWriter)
 class _Writer:
-    def __init__(self, blocking, run):
+    def __init__(self, blocking, run, quick):
         self._blocking = blocking
         self._run = run
+        self._quick = quick
+        self._written = False
 
     @property
     def size(self):
         return self._blocking.size
 
     def write(self, data):
-        return self._run(self._blocking.write, data)
+        self._written = True
+        run = self._quick if len(data) <= SMALL_WRITE else self._run
+        return run(self._blocking.write, data)
 
-    def close(self):
-        return self._run(self._blocking.close)
+    def close(self, durable=True):
+        # Without anything to flush, closing is quick.
+        run = self._run if durable and self._written else self._quick
+        return run(self._blocking.close, durable)
 
     def commit(self):
         return self._run(self._blocking.commit)
@@ -82,12 +93,14 @@ class DeferredDriver:
     """
     An L{IStorageDriver} over a blocking driver and a runner.
 
-    @param quick: The runner for reads: small metadata (C{getContent} of
-        links and manifests, C{stat}) and a reader's bounded chunks; by
-        default C{run}.  From a local filesystem's page cache these cost
-        microseconds, less than a trip to a thread pool and back, so the
-        filesystem driver runs them L{inline}, as Twisted's own
-        C{static.File} producer reads on the reactor.
+    @param quick: The runner for calls that neither flush nor move much
+        data: small metadata reads (C{getContent} of links and manifests,
+        C{stat}), a reader's bounded chunks, opening a writer, small writes
+        and renames not asked to be durable; by default C{run}.  On a local
+        filesystem these cost microseconds, less than a trip to a thread pool
+        and back, so the filesystem driver runs them L{inline}, as Twisted's
+        own C{static.File} producer reads on the reactor.  Flushes, lists and
+        large writes stay with C{run}.
     """
 
     def __init__(self, blocking, run, quick=None):
@@ -97,7 +110,11 @@ class DeferredDriver:
         self.name = blocking.name
 
     getContent = _checked("getContent", "_quick")
-    putContent = _checked("putContent")
+
+    def putContent(self, path, content, durable=True):
+        run = self._run if durable or len(content) > SMALL_WRITE else self._quick
+        return run(self._blocking.putContent, checkPath(path), content, durable)
+
     stat = _checked("stat", "_quick")
     delete = _checked("delete")
 
@@ -112,11 +129,12 @@ class DeferredDriver:
         return d.addCallback(_Reader, self._quick)
 
     def writer(self, path, append=False):
-        d = self._run(self._blocking.openWrite, checkPath(path), append)
-        return d.addCallback(_Writer, self._run)
+        d = self._quick(self._blocking.openWrite, checkPath(path), append)
+        return d.addCallback(_Writer, self._run, self._quick)
 
-    def move(self, source, destination):
-        return self._run(self._blocking.move, checkPath(source), checkPath(destination))
+    def move(self, source, destination, durable=True):
+        run = self._run if durable else self._quick
+        return run(self._blocking.move, checkPath(source), checkPath(destination), durable)
 
     def redirectURL(self, path, method):
         checkPath(path)

@@ -80,16 +80,19 @@ class _Writer:
     def __init__(self, local, file):
         self._local = local
         self._file = file
+        self._written = False
         self.size = file.seek(0, os.SEEK_END)
 
     def write(self, data):
         self._file.write(data)
+        self._written = True
         self.size += len(data)
 
-    def close(self):
+    def close(self, durable=True):
         if not self._file.closed:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if durable and self._written:
+                os.fsync(self._file.fileno())
             self._file.close()
 
     def commit(self):
@@ -121,7 +124,7 @@ class BlockingFilesystemDriver:
         with _missingAs(path), open(self._local(path), "rb") as f:
             return f.read()
 
-    def putContent(self, path, content):
+    def putContent(self, path, content, durable=True):
         local = self._local(path)
         directory = os.path.dirname(local)
         _makeDirectories(directory)
@@ -133,7 +136,8 @@ class BlockingFilesystemDriver:
         except BaseException:
             _removeQuietly(temporary)
             raise
-        self._durable.sync()
+        if durable:
+            self._durable.sync()
 
     def openRead(self, path, offset):
         with _missingAs(path):
@@ -180,7 +184,7 @@ class BlockingFilesystemDriver:
                 infos.append(FileInfo(prefix + entry.name, 0 if isDir else st.st_size, st.st_mtime, isDir))
         return infos
 
-    def move(self, source, destination):
+    def move(self, source, destination, durable=True):
         local = self._local(source)
         target = self._local(destination)
         if os.path.isdir(target):
@@ -188,7 +192,8 @@ class BlockingFilesystemDriver:
         _makeDirectories(os.path.dirname(target))
         with _missingAs(source):
             os.replace(local, target)
-        self._durable.sync()
+        if durable:
+            self._durable.sync()
 
     def delete(self, path):
         local = self._local(path)

@@ -70,10 +70,12 @@ class IStorageWriter(Interface):
     def write(data):
         """Append C{data} bytes.  @return: Deferred firing with None."""
 
-    def close():
+    def close(durable=True):
         """
-        Make what was written durable and release resources; a later
-        C{writer(path, append=True)} continues after it.
+        Release resources, first making what was written durable unless
+        C{durable} is false (the caller flushes later, e.g. with a durable
+        C{move} or C{putContent}); a later C{writer(path, append=True)}
+        continues after it.
 
         @return: Deferred firing with None.
         """
@@ -103,12 +105,14 @@ class IStorageDriver(Interface):
         @raise PathNotFoundError: Nothing is stored at C{path}.
         """
 
-    def putContent(path, content):
+    def putContent(path, content, durable=True):
         """
         Store C{content} bytes at C{path}, replacing what was there.  Readers see
-        either the old or the new bytes, never a mixture; the new bytes are
-        durable when the Deferred fires.
+        either the old or the new bytes, never a mixture.
 
+        @param durable: Whether the new bytes (and every write before them)
+            must be durable when the Deferred fires.  A caller making several
+            writes asks it of the last only, so they share one flush.
         @return: Deferred firing with None.
         """
 
@@ -144,11 +148,12 @@ class IStorageDriver(Interface):
         @raise PathNotFoundError: C{path} is not a directory.
         """
 
-    def move(source, destination):
+    def move(source, destination, durable=True):
         """
         Move a file.  The destination is replaced and never seen half-written;
         afterwards the source is gone.
 
+        @param durable: As for C{putContent}.
         @return: Deferred firing with None.
         @raise PathNotFoundError: C{source} does not exist.
         """

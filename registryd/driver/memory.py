@@ -66,10 +66,11 @@ class _Writer:
         self._file.data += data
         self._file.modTime = time.time()
 
-    def close(self):
+    def close(self, durable=True):
         pass
 
-    commit = close
+    def commit(self):
+        pass
 
     def cancel(self):
         try:
@@ -122,7 +123,7 @@ class BlockingMemoryDriver:
     def getContent(self, path):
         return bytes(self._file(path).data)
 
-    def putContent(self, path, content):
+    def putContent(self, path, content, durable=True):
         self._create(path, _File(content))
 
     def openRead(self, path, offset):
@@ -153,7 +154,7 @@ class BlockingMemoryDriver:
     def listInfo(self, path):
         return [self.stat(_join(path, name)) for name in self._directory(path)]
 
-    def move(self, source, destination):
+    def move(self, source, destination, durable=True):
         file = self._file(source)
         if source == destination:
             return

@@ -20,6 +20,6 @@ async def readLink(driver, path):
         return None
 
 
-def writeLink(driver, path, digest):
+def writeLink(driver, path, digest, durable=True):
     """Store C{digest} at C{path}, atomically.  @return: Deferred."""
-    return driver.putContent(path, digest.encode("ascii"))
+    return driver.putContent(path, digest.encode("ascii"), durable)

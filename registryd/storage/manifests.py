@@ -50,13 +50,16 @@ class ManifestService:
         digest = manifest.digest
         data = paths.blobData(digest)
         try:
-            await self._driver.stat(data)
+            existing = await self._driver.stat(data)
         except PathNotFoundError:
-            await self._driver.putContent(data, manifest.payload)
+            existing = None
+        if existing is None or existing.size != len(manifest.payload):
+            await self._driver.putContent(data, manifest.payload, durable=False)
+        if manifest.subject is not None:
+            await self._referrers.add(manifest.subject.digest, digest, durable=False)
+        # The last write flushes the ones before it.
         await writeLink(self._driver, paths.manifestRevisionLink(self._name, digest), digest)
         self._context.catalogCache.forget()
-        if manifest.subject is not None:
-            await self._referrers.add(manifest.subject.digest, digest)
         self._context.manifestCache.put(digest, manifest)
         return digest
 

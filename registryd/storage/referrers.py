@@ -35,8 +35,10 @@ class ReferrersIndex:
         self._tags = tags
         self.manifests = None  # set by the repository: the two refer to each other
 
-    def add(self, subject, digest):
-        return writeLink(self._driver, paths.referrerLink(self._name, subject, digest), digest)
+    def add(self, subject, digest, durable=True):
+        return writeLink(
+            self._driver, paths.referrerLink(self._name, subject, digest), digest, durable
+        )
 
     @deferred
     async def remove(self, subject, digest):

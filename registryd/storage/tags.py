@@ -43,7 +43,7 @@ class TagService:
 
     @deferred
     async def _tag(self, tag, digest):
-        await writeLink(self._driver, paths.tagIndexLink(self._name, tag, digest), digest)
+        await writeLink(self._driver, paths.tagIndexLink(self._name, tag, digest), digest, durable=False)
         await writeLink(self._driver, paths.tagCurrentLink(self._name, tag), digest)
         self._context.tagLists.discard(self._name)
 

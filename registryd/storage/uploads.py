@@ -30,6 +30,7 @@ from registryd.storage.links import writeLink
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 REHASH_CHUNK = 1024 * 1024
+INLINE_HASH = 64 * 1024  # hashing less costs less than a trip to a thread
 
 
 class HasherCache:
@@ -100,7 +101,10 @@ class Upload:
             return
         operations = [self._writer.write(data)]
         if self._hasher is not None:
-            operations.append(self._context.compute(self._hasher.update, data))
+            if len(data) <= INLINE_HASH:
+                self._hasher.update(data)
+            else:
+                operations.append(self._context.compute(self._hasher.update, data))
         self.size += len(data)
         try:
             await gatherResults(operations, consumeErrors=True)
@@ -120,15 +124,16 @@ class Upload:
             await self._writer.close()
             if self._hasher is not None and self._failed is None:
                 self._context.hashers.put(self.id, self.size, self._hasher)
-                if resumable(self._hasher) and self.size != self._savedAt:
+                if resumable(self._hasher) and self.size and self.size != self._savedAt:
                     await self._saveHashState()
         finally:
             self._release()
 
     async def _saveHashState(self):
         driver = self._driver
+        # Not flushed: a state lost in a crash only costs re-hashing.
         await driver.putContent(
-            paths.uploadHashState(self.name, self.id, self.size), self._hasher.state()
+            paths.uploadHashState(self.name, self.id, self.size), self._hasher.state(), durable=False
         )
         if self._savedAt is not None:
             try:
@@ -140,7 +145,9 @@ class Upload:
     @deferred
     async def commit(self, digest):
         try:
-            await self._writer.commit()
+            # The data, its move and its link are flushed together, by the
+            # link's write (a syncfs of the filesystem for the filesystem driver).
+            await self._writer.close(durable=False)
             computed = await self._digest(digest.algorithm)
             if computed != digest:
                 raise errors.DigestInvalid(
@@ -177,7 +184,7 @@ class Upload:
         except PathNotFoundError:
             existing = None
         if existing is None or existing.size != self.size:
-            await self._driver.move(data, paths.blobData(digest))
+            await self._driver.move(data, paths.blobData(digest), durable=False)
         await writeLink(self._driver, paths.layerLink(self.name, digest), digest)
         await self._deleteSession()
 
@@ -211,8 +218,9 @@ async def createUpload(context, name):
     startedAt = time.time()
     await context.uploadLocks.acquire(uploadID)
     try:
+        # Not flushed: a session lost in a crash is restarted by its client.
         await context.driver.putContent(
-            paths.uploadStartedAt(name, uploadID), formatStartedAt(startedAt).encode()
+            paths.uploadStartedAt(name, uploadID), formatStartedAt(startedAt).encode(), durable=False
         )
         writer = await context.driver.writer(paths.uploadData(name, uploadID))
     except BaseException:

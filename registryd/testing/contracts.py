@@ -64,6 +64,17 @@ class StorageDriverContract:
         assert await driver.getContent("/a/b/c") == b"replaced"
 
     @pytest_twisted.ensureDeferred
+    async def test_nonDurableWritesAreVisibleAtOnce(self, driver):
+        """durable=False only defers the flush: readers see the writes as usual."""
+        await driver.putContent("/a/1", b"first", durable=False)
+        await driver.putContent("/a/2", b"second", durable=False)
+        await driver.move("/a/1", "/b/1", durable=False)
+        await driver.putContent("/a/3", b"third")
+        assert await driver.getContent("/b/1") == b"first"
+        assert await driver.getContent("/a/2") == b"second"
+        assert sorted(await driver.list("/a")) == ["/a/2", "/a/3"]
+
+    @pytest_twisted.ensureDeferred
     async def test_getMissing(self, driver):
         with pytest.raises(PathNotFoundError):
             await driver.getContent("/nothing/here")
