@@ -134,10 +134,11 @@ class IManifestService(Interface):
     def exists(digest):
         """@return: Deferred firing with a bool."""
 
-    def put(manifest):
+    def put(manifest, tag=None):
         """
         Verify that everything C{manifest} references is in the repository,
-        then store it and index it under its subject.
+        then store it, index it under its subject and point C{tag} at it,
+        durably when the Deferred fires.
 
         @return: Deferred firing with its digest.
         @raise ManifestBlobUnknown: A referenced blob or manifest is missing

@@ -24,11 +24,12 @@ def _unknown(digest):
 class ManifestService:
     """L{IManifestService} of repository C{name}."""
 
-    def __init__(self, context, name, referrers):
+    def __init__(self, context, name, referrers, tags):
         self._context = context
         self._driver = context.driver
         self._name = name
         self._referrers = referrers
+        self._tags = tags
 
     @deferred
     async def exists(self, digest):
@@ -45,7 +46,7 @@ class ManifestService:
         return await loadManifest(self._context, digest)
 
     @deferred
-    async def put(self, manifest):
+    async def put(self, manifest, tag=None):
         await self._verify(manifest)
         digest = manifest.digest
         data = paths.blobData(digest)
@@ -57,10 +58,14 @@ class ManifestService:
             await self._driver.putContent(data, manifest.payload, durable=False)
         if manifest.subject is not None:
             await self._referrers.add(manifest.subject.digest, digest, durable=False)
-        # The last write flushes the ones before it.
-        await writeLink(self._driver, paths.manifestRevisionLink(self._name, digest), digest)
+        # The last write flushes the ones before it: the tag's, if there is one.
+        await writeLink(
+            self._driver, paths.manifestRevisionLink(self._name, digest), digest, durable=tag is None
+        )
         self._context.catalogCache.forget()
         self._context.manifestCache.put(digest, manifest)
+        if tag is not None:
+            await self._tags.tag(tag, digest)
         return digest
 
     @deferred

@@ -50,7 +50,7 @@ class Repository:
         self.blobs = BlobStore(registry, name)
         self.tags = TagService(registry, name)
         self.referrers = ReferrersIndex(registry, name, self.tags)
-        self.manifests = ManifestService(registry, name, self.referrers)
+        self.manifests = ManifestService(registry, name, self.referrers, self.tags)
         self.referrers.manifests = self.manifests
 
 

@@ -146,9 +146,8 @@ class ManifestRoutes:
                 )
             manifest = dataclasses.replace(manifest, digest=digest)
         self._applyResourcePolicy(request, name, manifest)  # step 4
-        digest = await repository.manifests.put(manifest)  # step 5
-        if tag is not None:  # step 6
-            await repository.tags.tag(tag, digest)
+        # Steps 5 and 6: stored, then tagged, with one flush.
+        digest = await repository.manifests.put(manifest, tag)
         self._notify(PUSH, request, name, manifest, digest, tag)
         headers = {  # step 7
             "Location": self._urls(request, f"/v2/{name}/manifests/{digest}"),
