@@ -82,7 +82,7 @@ class _Writer:
 
 def _checked(method, runner="_run"):
     def call(self, path, *args):
-        return getattr(self, runner)(getattr(self._blocking, method), checkPath(path), *args)
+        return self._runners[runner](self._calls[method], checkPath(path), *args)
 
     call.__name__ = method
     return call
@@ -108,6 +108,9 @@ class DeferredDriver:
         self._run = run
         self._quick = quick or run
         self.name = blocking.name
+        # Looked up once: these are on every storage call's path.
+        self._runners = {"_run": self._run, "_quick": self._quick}
+        self._calls = {name: getattr(blocking, name) for name in ("getContent", "stat", "delete", "list")}
 
     getContent = _checked("getContent", "_quick")
 

@@ -24,7 +24,7 @@ from registryd.driver.interfaces import (
     InvalidPathError,
     PathNotFoundError,
 )
-from registryd.driver.paths import checkPath, segments
+from registryd.driver.paths import checkPath
 
 _TEMP_PREFIX = ".tmp-"
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
@@ -118,7 +118,9 @@ class BlockingFilesystemDriver:
         self._durable = GroupSync(self.root)
 
     def _local(self, path):
-        return os.path.join(self.root, *segments(checkPath(path)))
+        # A checked path is absolute with no "." or ".." segments: appended to
+        # the root it stays beneath it.
+        return self.root + checkPath(path) if path != "/" else self.root
 
     def getContent(self, path):
         with _missingAs(path), open(self._local(path), "rb") as f:

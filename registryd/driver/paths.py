@@ -12,22 +12,17 @@ from registryd.driver.interfaces import InvalidPathError
 
 SEGMENT_MAX_LENGTH = 255
 PATH_MAX_LENGTH = 4096
-_SEGMENT = re.compile(r"^[A-Za-z0-9._-]+$")
+# One match for the whole path (it is checked on every storage call):
+# segments of the allowed characters, none of them "." or "..".
+_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]{1,255})+\Z")
 
 
 def checkPath(path):
     """Return C{path} if it is a valid driver path, else raise InvalidPathError."""
-    if not isinstance(path, str) or not path.startswith("/") or len(path) > PATH_MAX_LENGTH:
-        raise InvalidPathError(repr(path)[:200])
     if path == "/":
         return path
-    for segment in path[1:].split("/"):
-        if (
-            len(segment) > SEGMENT_MAX_LENGTH
-            or segment in (".", "..")
-            or not _SEGMENT.match(segment)
-        ):
-            raise InvalidPathError(repr(path)[:200])
+    if not isinstance(path, str) or len(path) > PATH_MAX_LENGTH or not _PATH.match(path):
+        raise InvalidPathError(repr(path)[:200])
     return path
 
 
