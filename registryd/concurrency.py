@@ -34,9 +34,6 @@ class KeyedLocks:
         if not lock.locked and not lock.waiting:
             del self._locks[key]
 
-    def locked(self, key):
-        return key in self._locks
-
     @deferred
     async def run(self, key, function, *args):
         """Run C{function(*args)} (which may return a Deferred) holding C{key}'s lock."""

@@ -159,10 +159,6 @@ class Manifest:
             return ()
         return (self.config,) + self.layers
 
-    def foreignLayers(self):
-        """Layers with C{urls}, which clients may fetch from elsewhere."""
-        return tuple(layer for layer in self.layers if layer.urls)
-
     def manifestReferences(self):
         """The manifests an index or list points to."""
         return self.manifests

@@ -14,7 +14,7 @@ SEGMENT_MAX_LENGTH = 255
 PATH_MAX_LENGTH = 4096
 # One match for the whole path (it is checked on every storage call):
 # segments of the allowed characters, none of them "." or "..".
-_PATH = re.compile(r"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]{1,255})+\Z")
+_PATH = re.compile(rf"(?:/(?!\.\.?(?:/|\Z))[A-Za-z0-9._-]{{1,{SEGMENT_MAX_LENGTH}}})+\Z")
 
 
 def checkPath(path):
