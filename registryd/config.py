@@ -1080,16 +1080,21 @@ def _readableFile(value, key):
     return value
 
 
+def _loadableFile(value, key, load):
+    """A readable file that C{load(path)} accepts."""
+    _readableFile(value, key)
+    try:
+        load(value)
+    except (OSError, ValueError) as e:
+        raise ConfigError(key, f"{value}: {_reason(e)}") from None
+    return value
+
+
 def _certificateFile(value, key):
     """A readable file of PEM certificates."""
     from registryd.tls import readCertificates
 
-    _readableFile(value, key)
-    try:
-        readCertificates(value)
-    except (OSError, ValueError) as e:
-        raise ConfigError(key, f"{value}: {_reason(e)}") from None
-    return value
+    return _loadableFile(value, key, readCertificates)
 
 
 def _certificateFiles(value, key):
@@ -1103,12 +1108,7 @@ def _privateKeyFile(value, key):
     """A readable file holding an unencrypted PEM private key."""
     from registryd.tls import readPrivateKey
 
-    _readableFile(value, key)
-    try:
-        readPrivateKey(value)
-    except (OSError, ValueError) as e:
-        raise ConfigError(key, f"{value}: {_reason(e)}") from None
-    return value
+    return _loadableFile(value, key, readPrivateKey)
 
 
 def _jwksFile(value, key):

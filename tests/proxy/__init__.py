@@ -21,6 +21,8 @@ import threading
 import time
 from urllib.parse import urlencode, urlsplit
 
+from twisted.internet import reactor
+
 import pytest
 
 from registryd.auth.htpasswd import addUser
@@ -302,3 +304,16 @@ def blobPath(root, digest):
     """Where a filesystem registry under C{root} keeps a blob's bytes."""
     algorithm, hex = digest.split(":")
     return os.path.join(root, "docker/registry/v2/blobs", algorithm, hex[:2], hex, "data")
+
+
+class ShiftedClock:
+    """The reactor's clock, moved forward by C{offset} seconds when asked."""
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def seconds(self):
+        return reactor.seconds() + self.offset
+
+    def callLater(self, delay, f, *args, **kwargs):
+        return reactor.callLater(delay, f, *args, **kwargs)

@@ -35,23 +35,10 @@ from registryd.reference import Digest
 from registryd.storage import paths
 from registryd.storage.registry import Registry
 from registryd.testing import startRegistry
-from tests.proxy import OCI_MANIFEST, TCPProxy, imageManifest, pushBlob, pushImage, pushManifest, sha256
+from tests.proxy import OCI_MANIFEST, ShiftedClock, TCPProxy, imageManifest, pushBlob, pushImage, pushManifest, sha256
 
 MiB = 1024 * 1024
 TTL = 3600.0
-
-
-class ShiftedClock:
-    """The reactor's clock, moved forward by C{offset} seconds when asked."""
-
-    def __init__(self):
-        self.offset = 0.0
-
-    def seconds(self):
-        return reactor.seconds() + self.offset
-
-    def callLater(self, delay, f, *args, **kwargs):
-        return reactor.callLater(delay, f, *args, **kwargs)
 
 
 class Server:

@@ -32,7 +32,7 @@ from registryd.proxy.upstream import (
 )
 from registryd.reference import Digest
 from registryd.service import makeRegistry, makeResource
-from tests.proxy import basic, imageManifest, pushImage, sha256, upstreamDistribution  # noqa: F401 (a fixture)
+from tests.proxy import ShiftedClock, basic, imageManifest, pushImage, sha256, upstreamDistribution  # noqa: F401 (a fixture)
 
 POLICY = """
 groups:
@@ -97,17 +97,6 @@ class CountingResource(Resource):
 
     def count(self, path):
         return sum(1 for _, p in self.seen if p == path)
-
-
-class ShiftedClock:
-    def __init__(self):
-        self.offset = 0.0
-
-    def seconds(self):
-        return reactor.seconds() + self.offset
-
-    def callLater(self, delay, f, *args, **kwargs):
-        return reactor.callLater(delay, f, *args, **kwargs)
 
 
 class Stubbed:
