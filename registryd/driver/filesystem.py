@@ -11,6 +11,7 @@ files are fsync'd themselves when closed or committed.
 """
 
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -23,6 +24,7 @@ from registryd.driver.interfaces import (
     InvalidOffsetError,
     InvalidPathError,
     PathNotFoundError,
+    WriterBusyError,
 )
 from registryd.driver.paths import checkPath
 
@@ -48,6 +50,21 @@ def _makeDirectories(directory):
     except FileExistsError:
         if not os.path.isdir(directory):
             raise
+
+
+def _exclusive(file, path, truncate=False):
+    """
+    Lock C{file} for this writer (processes sharing the root included); the
+    lock goes with the file descriptor when the writer closes it.
+    """
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        file.close()
+        raise WriterBusyError(path) from None
+    if truncate:
+        file.truncate(0)
+    return file
 
 
 class _missingAs:
@@ -154,10 +171,11 @@ class BlockingFilesystemDriver:
         local = self._local(path)
         if append:
             with _missingAs(path):
-                return _Writer(local, open(local, "r+b"))
+                return _Writer(local, _exclusive(open(local, "r+b"), path))
         _makeDirectories(os.path.dirname(local))
         with _missingAs(path):
-            return _Writer(local, open(local, "wb"))
+            # Locked before truncating, so a writer open elsewhere keeps its bytes.
+            return _Writer(local, _exclusive(open(local, "ab"), path, truncate=True))
 
     def stat(self, path):
         with _missingAs(path):

@@ -29,6 +29,10 @@ class InvalidPathError(StorageDriverError):
     """The path is not of the driver's grammar, or escapes its root."""
 
 
+class WriterBusyError(StorageDriverError):
+    """Another writer, perhaps in another process, has the path open."""
+
+
 class InvalidOffsetError(StorageDriverError):
     """A read or resumed write asked for an offset past the end of the content."""
 
@@ -128,10 +132,12 @@ class IStorageDriver(Interface):
     def writer(path, append=False):
         """
         Open a writer of C{path}: a new file, or with C{append} the
-        continuation of one written by an earlier writer.
+        continuation of one written by an earlier writer.  One writer at a
+        time: until it is closed, committed or cancelled, no other may open.
 
         @return: Deferred firing with an L{IStorageWriter}.
         @raise PathNotFoundError: C{append} and no earlier content exists.
+        @raise WriterBusyError: Another writer has C{path} open.
         """
 
     def stat(path):

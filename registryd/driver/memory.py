@@ -14,6 +14,7 @@ from registryd.driver.interfaces import (
     InvalidOffsetError,
     InvalidPathError,
     PathNotFoundError,
+    WriterBusyError,
 )
 from registryd.driver.paths import segments
 
@@ -67,12 +68,13 @@ class _Writer:
         self._file.modTime = time.time()
 
     def close(self, durable=True):
-        pass
+        self._driver._writing.discard(self._path)
 
     def commit(self):
-        pass
+        self.close()
 
     def cancel(self):
+        self.close()
         try:
             if self._driver._file(self._path) is self._file:
                 self._driver.delete(self._path)
@@ -87,6 +89,7 @@ class BlockingMemoryDriver:
 
     def __init__(self):
         self._root = _Dir()
+        self._writing = set()
 
     def _find(self, path):
         node = self._root
@@ -133,7 +136,10 @@ class BlockingMemoryDriver:
         return _Reader(file, offset)
 
     def openWrite(self, path, append):
+        if path in self._writing:
+            raise WriterBusyError(path)
         file = self._file(path) if append else self._create(path, _File())
+        self._writing.add(path)
         return _Writer(self, path, file)
 
     def stat(self, path):

@@ -21,7 +21,7 @@ from zope.interface import implementer
 
 from registryd import errors
 from registryd.concurrency import deferred
-from registryd.driver.interfaces import PathNotFoundError
+from registryd.driver.interfaces import PathNotFoundError, WriterBusyError
 from registryd.interfaces import BlobInfo, IBlobUpload
 from registryd.reference import ALGORITHMS, Digest
 from registryd.storage import paths
@@ -243,6 +243,11 @@ async def resumeUpload(context, name, uploadID):
             writer = await context.driver.writer(paths.uploadData(name, uploadID), append=True)
         except PathNotFoundError:
             raise _unknown(uploadID) from None
+        except WriterBusyError:
+            # Another process is working on the session (one request at a time).
+            raise errors.BlobUploadInvalid(
+                detail={"uuid": uploadID}, message="the upload is in use by another request"
+            ) from None
     except BaseException:
         context.uploadLocks.release(uploadID)
         raise

@@ -19,6 +19,7 @@ from registryd.driver.interfaces import (
     IStorageReader,
     IStorageWriter,
     PathNotFoundError,
+    WriterBusyError,
 )
 
 # Paths no driver may accept: traversal, relative, empty segments, NUL,
@@ -164,6 +165,21 @@ class StorageDriverContract:
         await writer.cancel()
         with pytest.raises(PathNotFoundError):
             await driver.getContent("/up/data")
+
+    @pytest_twisted.ensureDeferred
+    async def test_oneWriterAtATime(self, driver):
+        first = await driver.writer("/up/data")
+        await first.write(b"mine")
+        with pytest.raises(WriterBusyError):
+            await driver.writer("/up/data", append=True)
+        with pytest.raises(WriterBusyError):
+            await driver.writer("/up/data")
+        await first.close()
+        second = await driver.writer("/up/data", append=True)
+        assert second.size == 4  # the refused opens truncated nothing
+        await second.cancel()
+        third = await driver.writer("/up/data")
+        await third.commit()
 
     @pytest_twisted.ensureDeferred
     async def test_appendMissing(self, driver):
