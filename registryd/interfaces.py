@@ -30,6 +30,9 @@ class IBlobReader(Interface):
     def close():
         """Release the reader.  Safe to call more than once."""
 
+    def fileno():
+        """A local file descriptor of the blob for C{sendfile}, or None."""
+
 
 class IBlobUpload(Interface):
     """

@@ -40,6 +40,9 @@ class _Reader:
     def read(self, size):
         return self._run(self._blocking.read, size)
 
+    def fileno(self):
+        return self._blocking.fileno()
+
     def close(self):
         if not self._closed:
             self._closed = True

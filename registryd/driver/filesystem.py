@@ -89,6 +89,9 @@ class _Reader:
     def read(self, size):
         return self._file.read(size)
 
+    def fileno(self):
+        return self._file.fileno()
+
     def close(self):
         self._file.close()
 

@@ -60,6 +60,12 @@ class IStorageReader(Interface):
     def close():
         """Release the reader's resources.  Safe to call more than once."""
 
+    def fileno():
+        """
+        A local file descriptor of the content, for C{sendfile}, or None
+        when the content is not a local file (memory, object stores).
+        """
+
 
 class IStorageWriter(Interface):
     """

@@ -49,6 +49,9 @@ class _Reader:
         self._offset += len(chunk)
         return chunk
 
+    def fileno(self):
+        return None
+
     def close(self):
         pass
 

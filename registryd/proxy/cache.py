@@ -340,6 +340,9 @@ class _FetchReader:
         self._fetch.taken()
         return b"".join(out)
 
+    def fileno(self):
+        return None  # bytes arriving from the upstream, not a local file
+
     def close(self):
         """The client is gone: the fetch goes on to fill the cache, without it."""
         if self._closed:

@@ -12,7 +12,7 @@ from registryd import errors
 from registryd.notifications.events import MOUNT, PULL, PUSH, blobEvent, deleteEvent, notify
 from registryd.reference import Digest, validateName
 from registryd.web.body import bodyOf
-from registryd.web.producers import ReaderProducer
+from registryd.web.producers import streamBlob
 from registryd.web.responses import arg, header, respond
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[= ])?([0-9]{1,19})-([0-9]{1,19})$")
@@ -95,7 +95,7 @@ class BlobRoutes:
             return b""
         if length:
             reader = await blobs.open(digest, start)
-            await ReaderProducer(reader, length, request).start()
+            await streamBlob(request, reader, start, length)
         self._notify(PULL, request, name, info)
         return None if length else b""
 

@@ -1,10 +1,14 @@
 """
-Streaming a blob reader into a response, at the pace the client reads.
+Streaming a blob into a response, at the pace the client reads.
 
 L{ReaderProducer} is a push producer: it keeps one read in flight while the
 transport takes data and stops asking when the transport says pause, so a
 slow client holds at most one chunk plus the transport's buffer in memory.
+L{SendfileProducer} does the same for a local file on a plain TCP
+connection without copying the bytes through Python.
 """
+
+import os
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -81,3 +85,106 @@ class ReaderProducer:
 
     def stopProducing(self):
         self._finish(Failure(ConnectionDone("the client stopped reading")))
+
+
+# A write this much larger than the transport's buffer (Twisted's is 64 KiB)
+# makes it pause its producer, and resume it once everything has gone out.
+_WAKE = 64 * 1024 + 1
+_SENDFILE_MAX = 16 * 1024 * 1024
+
+
+@implementer(IPushProducer)
+class SendfileProducer:
+    """
+    A blob in a local file, sent to a plain TCP socket with C{sendfile(2)}:
+    no copy through Python.  The socket is written only while the
+    transport's own buffer is empty, which it tells by resuming this
+    producer after pausing it: a write larger than its buffer (headers and
+    the first bytes, then a little more whenever the socket is full)
+    provokes the pause.
+    """
+
+    def __init__(self, fd, offset, length, request, sock):
+        self._fd = fd
+        self._offset = offset
+        self._remaining = length
+        self._request = request
+        self._sock = sock
+        self._paused = False
+        self._stopped = False
+        self.done = Deferred(lambda _: self.stopProducing())
+
+    def start(self):
+        """@return: Deferred firing when all bytes are sent."""
+        self._request.registerProducer(self, True)
+        self._writeThroughTransport()
+        return self.done
+
+    def _writeThroughTransport(self):
+        while self._remaining and not self._paused and not self._stopped:
+            data = os.pread(self._fd, min(_WAKE, self._remaining), self._offset)
+            if not data:
+                self._finish(Failure(IOError(f"blob ended {self._remaining} bytes early")))
+                return
+            self._offset += len(data)
+            self._remaining -= len(data)
+            self._request.write(data)
+        if not self._remaining:
+            self._finish(None)
+
+    def resumeProducing(self):
+        # The transport's buffer is empty: the socket is ours.
+        self._paused = False
+        while self._remaining and not self._stopped:
+            try:
+                sent = os.sendfile(
+                    self._sock.fileno(), self._fd, self._offset, min(self._remaining, _SENDFILE_MAX)
+                )
+            except BlockingIOError:
+                break
+            except OSError as e:
+                self._finish(Failure(e))
+                return
+            if not sent:
+                self._finish(Failure(IOError(f"blob ended {self._remaining} bytes early")))
+                return
+            self._offset += sent
+            self._remaining -= sent
+            self._request.sentLength += sent
+        if not self._stopped:
+            self._writeThroughTransport()
+
+    def pauseProducing(self):
+        self._paused = True
+
+    def stopProducing(self):
+        self._finish(Failure(ConnectionDone("the client stopped reading")))
+
+    def _finish(self, failure):
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._request.producer is self:
+            self._request.unregisterProducer()
+        if failure is None:
+            self.done.callback(None)
+        else:
+            self.done.errback(failure)
+
+
+def streamBlob(request, reader, offset, length):
+    """
+    Send C{length} bytes of C{reader} (positioned at C{offset}) as the
+    response body: by C{sendfile} when both ends allow it, else through
+    a L{ReaderProducer}.
+
+    @return: Deferred firing when all are sent; the reader is closed.
+    """
+    fd = reader.fileno()
+    transport = request.transport
+    if fd is not None and not request.isSecure() and hasattr(transport, "getHandle"):
+        sock = transport.getHandle()
+        if hasattr(sock, "fileno"):
+            d = SendfileProducer(fd, offset, length, request, sock).start()
+            return d.addBoth(lambda result: (reader.close(), result)[1])
+    return ReaderProducer(reader, length, request).start()

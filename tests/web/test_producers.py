@@ -1,5 +1,6 @@
 """The blob producer reads only as fast as the client takes bytes."""
 
+import pytest_twisted
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 
@@ -116,3 +117,34 @@ def test_synchronousReadsDoNotRecurse():
     finally:
         producers.CHUNK = original
     assert done.called and consumer.written == size
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainTCPFilesystemBlobsGoBySendfile(monkeypatch):
+    """A filesystem blob over plain TCP is sent with sendfile(2), whole and exact, ranges too."""
+    import hashlib
+    import os
+
+    from registryd.web import producers
+    from tests.support import makeClient, pushBlob
+
+    sent = []
+    real = os.sendfile
+
+    def counting(*args):
+        n = real(*args)
+        sent.append(n)
+        return n
+
+    monkeypatch.setattr(producers.os, "sendfile", counting)
+    client = await makeClient("filesystem")
+    try:
+        data = os.urandom(12 * 1024 * 1024 + 7)
+        digest = await pushBlob(client, "s", data)
+        r = await client.request("GET", f"/v2/s/blobs/{digest}")
+        assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
+        assert sum(sent) > len(data) // 2  # most of it without Python copies
+        r = await client.request("GET", f"/v2/s/blobs/{digest}", headers={"Range": "bytes=1000000-5000000"})
+        assert (r.status, r.body) == (206, data[1000000:5000001])
+    finally:
+        await client.close()
