@@ -78,6 +78,19 @@ def configWith(
     )
 
 
+async def settle(stub, d):
+    """
+    Pump StubTreq C{stub}'s in-memory connection until C{d} has its result,
+    letting the real reactor run meanwhile (for work done in threads).
+    """
+    done = []
+    d.addBoth(lambda result: done.append(True) or result)
+    while not done:
+        stub.flush()
+        await deferLater(reactor, 0, lambda: None)
+    return await d
+
+
 class StubClient:
     """Requests through StubTreq; the registry's calls never block."""
 
@@ -100,14 +113,8 @@ class StubClient:
             response.headers.setRawHeaders(b"Content-Length", [b"%d" % (response.length,)])
         return Response(response.code, response.headers, content)
 
-    async def _settle(self, d):
-        """Pump StubTreq's in-memory connection until C{d} has its result."""
-        done = []
-        d.addBoth(lambda result: done.append(True) or result)
-        while not done:
-            self._stub.flush()
-            await deferLater(reactor, 0, lambda: None)
-        return await d
+    def _settle(self, d):
+        return settle(self._stub, d)
 
     async def close(self):
         self._stub.flush()

@@ -10,8 +10,6 @@ import jwt
 import pytest
 import pytest_twisted
 from cryptography.hazmat.primitives.serialization import Encoding
-from twisted.internet import reactor
-from twisted.internet.task import deferLater
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource
 from treq.testing import StubTreq
@@ -22,6 +20,7 @@ from registryd.auth.issuer import TokenIssuer
 from registryd.auth.keys import loadOrCreateSigningKey
 from registryd.auth.policy import Policy
 from registryd.auth.token import InvalidToken, TokenVerifier
+from tests.support import settle
 
 ISSUER, SERVICE, REALM = "registryd-issuer", "registry.test", "registry.test login"
 URL = "http://registry.test/"
@@ -76,14 +75,8 @@ class Setup:
         form.setdefault("client_id", "docker")
         return await self.request("POST", data=form)
 
-    async def _settle(self, d):
-        """Pump StubTreq's in-memory connection until C{d} has its result (bcrypt runs in a thread)."""
-        done = []
-        d.addBoth(lambda result: done.append(True) or result)
-        while not done:
-            self._stub.flush()
-            await deferLater(reactor, 0, lambda: None)
-        return await d
+    def _settle(self, d):
+        return settle(self._stub, d)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.address import IPv6Address
-from twisted.internet.task import deferLater
 from twisted.logger import capturedLogs
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyChannel
@@ -42,6 +41,7 @@ from registryd.service import makeRegistry
 from registryd.web.api import RegistryAPI
 from tests.support import Response, configWith, digestOf
 from tests.web.manifestkit import imageManifest
+from tests.support import settle
 
 DIGEST = digestOf(b"hello")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -247,13 +247,8 @@ class Client:
         content = await self._settle(self._stub.content(response))
         return Response(response.code, response.headers, content)
 
-    async def _settle(self, d):
-        done = []
-        d.addBoth(lambda result: done.append(True) or result)
-        while not done:
-            self._stub.flush()
-            await deferLater(reactor, 0, lambda: None)
-        return await d
+    def _settle(self, d):
+        return settle(self._stub, d)
 
 
 @pytest.fixture
