@@ -39,9 +39,8 @@ from registryd.notifications.events import (
 )
 from registryd.service import makeRegistry
 from registryd.web.api import RegistryAPI
-from tests.support import Response, configWith, digestOf
+from tests.support import Response, configWith, digestOf, settle
 from tests.web.manifestkit import imageManifest
-from tests.support import settle
 
 DIGEST = digestOf(b"hello")
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
