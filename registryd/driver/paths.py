@@ -30,8 +30,3 @@ def segments(path):
     """The segments of a checked path; C{[]} for the root."""
     return [s for s in path.split("/") if s]
 
-
-def parent(path):
-    """The directory holding C{path}."""
-    head = path.rsplit("/", 1)[0]
-    return head or "/"

@@ -4,7 +4,6 @@ import json
 import re
 
 from registryd import errors
-from registryd.reference import validateName
 
 _HOST = re.compile(rb"^[A-Za-z0-9.\-]+(?::[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?$")
 
@@ -42,11 +41,6 @@ def header(request, name):
     """The first value of request header C{name} (a str) as str, or None."""
     value = request.getHeader(name.encode("ascii"))
     return None if value is None else value.decode("latin-1")
-
-
-def repositoryName(name):
-    """The validated repository name from the URL."""
-    return validateName(name)
 
 
 class URLs:
