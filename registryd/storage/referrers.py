@@ -16,7 +16,7 @@ from registryd.interfaces import IReferrersIndex
 from registryd.reference import Digest
 from registryd.storage import paths
 from registryd.storage.links import readLink, writeLink
-from registryd.storage.manifests import loadManifest
+from registryd.storage.manifests import ManifestService, loadManifest
 
 
 def fallbackTag(subject):
@@ -33,7 +33,11 @@ class ReferrersIndex:
         self._driver = context.driver
         self._name = name
         self._tags = tags
-        self.manifests = None  # set by the repository: the two refer to each other
+
+    def _manifests(self):
+        # Made when used: holding the repository's own would make the two a
+        # reference cycle, left for the garbage collector on every request.
+        return ManifestService(self._context, self._name, self, self._tags)
 
     def add(self, subject, digest, durable=True):
         return writeLink(
@@ -64,14 +68,15 @@ class ReferrersIndex:
 
     @deferred
     async def _importFallback(self, subject, known):
+        manifests = self._manifests()
         try:
             tagged = await self._tags.get(fallbackTag(subject))
-            index = await self.manifests.get(tagged)
+            index = await manifests.get(tagged)
         except errors.RegistryError:
             return []
         imported = []
         for descriptor in index.manifestReferences():
-            if descriptor.digest not in known and await self.manifests.exists(descriptor.digest):
+            if descriptor.digest not in known and await manifests.exists(descriptor.digest):
                 await self.add(subject, descriptor.digest)
                 imported.append(descriptor.digest)
         return imported
@@ -81,8 +86,9 @@ class ReferrersIndex:
         digests = await self._indexed(subject)
         digests += await self._importFallback(subject, set(digests))
         descriptors = []
+        manifests = self._manifests()
         for digest in sorted(set(digests)):
-            if not await self.manifests.exists(digest):
+            if not await manifests.exists(digest):
                 continue
             try:
                 manifest = await loadManifest(self._context, Digest(digest))

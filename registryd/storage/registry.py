@@ -51,7 +51,6 @@ class Repository:
         self.tags = TagService(registry, name)
         self.referrers = ReferrersIndex(registry, name, self.tags)
         self.manifests = ManifestService(registry, name, self.referrers, self.tags)
-        self.referrers.manifests = self.manifests
 
 
 @implementer(IRegistry)

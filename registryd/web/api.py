@@ -21,6 +21,7 @@ from registryd.reference import validateName
 from registryd.web.blobs import BlobRoutes
 from registryd.web.listings import ListingRoutes
 from registryd.web.manifests import ManifestRoutes
+from registryd.web.reads import Reads
 from registryd.web.responses import URLs, respond, respondJSON
 
 log = Logger()
@@ -49,6 +50,7 @@ class _Root(Resource):
     """
 
     isLeaf = True
+    reads = None  # a Reads, when pulls may be answered below twisted.web
 
     def __init__(self, inner, headers, extra):
         super().__init__()
@@ -107,6 +109,7 @@ class RegistryAPI:
             readOnly = "the registry is in read-only mode"
         urls = URLs(host, relativeURLs)
         self._accessController = accessController
+        self._events = events
         self._blobs = BlobRoutes(registry, urls, readOnly, events)
         self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources, events)
         self._listings = ListingRoutes(registry, urls)
@@ -121,7 +124,11 @@ class RegistryAPI:
         @param extra: More resources to serve, by exact path (str).
         """
         extra = {path.encode(): resource for path, resource in (extra or {}).items()}
-        return _Root(self.app.resource(), self._headers, extra)
+        root = _Root(self.app.resource(), self._headers, extra)
+        if self._accessController is None:
+            # Pulls need only their heads: a RegistrySite answers them itself.
+            root.reads = Reads(self._manifests, self._blobs, self._headers, manifestGets=self._events is None)
+        return root
 
     async def _authorize(self, request, needed):
         """

@@ -6,9 +6,11 @@ L{registryd.web.site}); every handler checks what it can from the headers
 before it accepts a byte, so a refused request stores nothing.
 """
 
+import dataclasses
 import re
 
 from registryd import errors
+from registryd.concurrency import deferred
 from registryd.notifications.events import MOUNT, PULL, PUSH, blobEvent, deleteEvent, notify
 from registryd.reference import Digest, validateName
 from registryd.web.body import bodyOf
@@ -45,13 +47,24 @@ def parseRange(value, size):
     return start, end
 
 
-def etagMatches(request, digest):
-    """Whether an C{If-None-Match} names C{digest}, quoted or not."""
-    for value in request.requestHeaders.getRawHeaders(b"if-none-match", []):
+def etagMatches(values, digest):
+    """Whether C{values} (the raw C{If-None-Match} headers, or None) name C{digest}, quoted or not."""
+    for value in values or ():
         for candidate in value.decode("latin-1").split(","):
             if candidate.strip() in (digest, f'"{digest}"', "*"):
                 return True
     return False
+
+
+@dataclasses.dataclass(frozen=True)
+class BlobAnswer:
+    """A blob GET's answer, but for the bytes: C{length} of them from C{start}."""
+
+    status: int
+    headers: dict
+    info: object
+    start: int = 0
+    length: int = 0
 
 
 class BlobRoutes:
@@ -73,6 +86,30 @@ class BlobRoutes:
             raise errors.Unsupported(message=self._readOnly)
 
     async def get(self, request, name, digest):
+        answer = await self.resolve(
+            name, digest, request.requestHeaders.getRawHeaders(b"if-none-match"), header(request, "range")
+        )
+        respond(request, answer.status, answer.headers, length=answer.length)
+        if request.method == b"HEAD" or answer.status == 304:
+            return b""
+        info = answer.info
+        if answer.length:
+            reader = await self._registry.repository(name).blobs.open(info.digest, answer.start)
+            await streamBlob(request, reader, answer.start, answer.length)
+        self._notify(PULL, request, name, info)
+        return None if answer.length else b""
+
+    @deferred
+    async def resolve(self, name, digest, ifNoneMatch, rangeHeader):
+        """
+        What a GET or HEAD of blob C{digest} is answered, before its bytes
+        (whoever writes the answer: this route, or L{registryd.web.reads}).
+
+        @param ifNoneMatch: The raw C{If-None-Match} header values, or None.
+        @param rangeHeader: The C{Range} header (str), or None.
+        @return: Deferred firing with a L{BlobAnswer}.
+        @raise RegistryError: The answer is an error.
+        """
         blobs = self._registry.repository(validateName(name)).blobs
         digest = Digest.parse(digest)
         info = await blobs.stat(digest)
@@ -82,22 +119,14 @@ class BlobRoutes:
             "Accept-Ranges": "bytes",
             "Cache-Control": _IMMUTABLE,
         }
-        if etagMatches(request, digest):
-            return respond(request, 304, headers)
+        if etagMatches(ifNoneMatch, digest):
+            return BlobAnswer(304, headers, info)
         headers["Content-Type"] = "application/octet-stream"
-        span = parseRange(header(request, "range"), info.size)
+        span = parseRange(rangeHeader, info.size)
         start, end = span if span is not None else (0, info.size - 1)
-        length = end - start + 1
         if span is not None:
             headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
-        respond(request, 200 if span is None else 206, headers, length=length)
-        if request.method == b"HEAD":
-            return b""
-        if length:
-            reader = await blobs.open(digest, start)
-            await streamBlob(request, reader, start, length)
-        self._notify(PULL, request, name, info)
-        return None if length else b""
+        return BlobAnswer(200 if span is None else 206, headers, info, start, end - start + 1)
 
     async def delete(self, request, name, digest):
         self._refuseWrites()

@@ -8,6 +8,7 @@ the comments name the step.
 import dataclasses
 
 from registryd import errors
+from registryd.concurrency import deferred
 from registryd.manifest import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -27,17 +28,17 @@ MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 ALL_TYPES = frozenset([OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST])
 
 
-def acceptedTypes(request):
+def acceptedTypes(values):
     """
-    Every media type the client lists in any C{Accept} header, parameters
-    (C{q=} included) ignored, unparsable parts skipped (GET step 1).
+    Every media type listed in C{values} (the raw C{Accept} headers, or
+    None), parameters (C{q=} included) ignored, unparsable parts skipped
+    (GET step 1).
 
     Unlike Distribution, a request without C{Accept}, or accepting C{*/*} or
     C{application/*}, accepts every manifest type: HTTP reads it so, and the
     spec says "A GET request to an existing manifest URL MUST provide the
     expected manifest".  Gating applies to clients that list their types.
     """
-    values = request.requestHeaders.getRawHeaders(b"accept")
     if not values:
         return ALL_TYPES
     accepted = set()
@@ -72,6 +73,17 @@ async def readBounded(body, limit):
     return b"".join(chunks)
 
 
+@dataclasses.dataclass(frozen=True)
+class ManifestAnswer:
+    """A manifest GET's answer: a 304 has no C{manifest}."""
+
+    status: int
+    headers: dict
+    manifest: object = None
+    digest: str = None
+    tag: str = None
+
+
 class ManifestRoutes:
     """
     C{/v2/<name>/manifests/<reference>}.
@@ -94,13 +106,37 @@ class ManifestRoutes:
             raise errors.Unsupported(message=self._readOnly)
 
     async def get(self, request, name, reference):
+        answer = await self.resolve(
+            name,
+            reference,
+            request.requestHeaders.getRawHeaders(b"accept"),
+            request.requestHeaders.getRawHeaders(b"if-none-match"),
+        )
+        if answer.manifest is None:
+            return respond(request, answer.status, answer.headers)
+        if request.method == b"HEAD":
+            return respond(request, answer.status, answer.headers, length=len(answer.manifest.payload))
+        self._notify(PULL, request, name, answer.manifest, answer.digest, answer.tag)
+        return respond(request, answer.status, answer.headers, answer.manifest.payload)
+
+    @deferred
+    async def resolve(self, name, reference, accept, ifNoneMatch):
+        """
+        What a GET or HEAD of C{reference} is answered (steps 1 to 6),
+        whoever writes the answer (this route, or L{registryd.web.reads}).
+
+        @param accept: The raw C{Accept} header values, or None.
+        @param ifNoneMatch: The raw C{If-None-Match} header values, or None.
+        @return: Deferred firing with a L{ManifestAnswer}.
+        @raise RegistryError: The answer is an error.
+        """
         repository = self._registry.repository(validateName(name))
         tag, digest = parseReference(reference)
-        supports = acceptedTypes(request)
+        supports = acceptedTypes(accept)
         if tag is not None:
             digest = await repository.tags.get(tag)  # step 2
-        if etagMatches(request, digest):  # step 3
-            return respond(request, 304, {"ETag": f'"{digest}"', "Docker-Content-Digest": digest})
+        if etagMatches(ifNoneMatch, digest):  # step 3
+            return ManifestAnswer(304, {"ETag": f'"{digest}"', "Docker-Content-Digest": digest})
         manifest = await repository.manifests.get(digest)  # step 4
         # Step 5: format gating.
         if manifest.mediaType == OCI_MANIFEST and OCI_MANIFEST not in supports:
@@ -127,10 +163,7 @@ class ManifestRoutes:
             "Docker-Content-Digest": digest,
             "ETag": f'"{digest}"',
         }
-        if request.method == b"HEAD":
-            return respond(request, 200, headers, length=len(manifest.payload))
-        self._notify(PULL, request, name, manifest, digest, tag)
-        return respond(request, 200, headers, manifest.payload)
+        return ManifestAnswer(200, headers, manifest, digest, tag)
 
     async def put(self, request, name, reference):
         self._refuseWrites()

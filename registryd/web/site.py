@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 
 from registryd.web.body import StreamedBody
+from registryd.web.reads import MAX_HEAD, NOT_A_READ, parseHead
 
 _STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
 _STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
@@ -32,12 +33,22 @@ accessLog = Logger(namespace="registryd.access")
 
 class StreamingChannel(http.HTTPChannel):
     """
-    An L{HTTPChannel} that tells each request its request line early, and
+    An L{HTTPChannel} that answers pulls itself while it can (see
+    L{registryd.web.reads}), tells each request its request line early, and
     turns away at once a connection that does not start like HTTP (clients
     such as podman and skopeo try TLS first and wait for an answer).
     """
 
     _started = False
+    _reads = None  # the site's Reads, until twisted.web takes the connection
+    _unread = b""  # received, not yet answered by reads
+    _answering = False  # an answer from reads is on its way
+    _waiting = False  # ... and did not come at once
+    _transportFull = False  # the transport asked us to stop producing
+
+    def connectionMade(self):
+        super().connectionMade()
+        self._reads = getattr(self.site, "reads", None)
 
     def dataReceived(self, data):
         if not self._started and data:
@@ -46,7 +57,77 @@ class StreamingChannel(http.HTTPChannel):
                 self.transport.write(_NOT_HTTP)
                 self.transport.loseConnection()
                 return
-        super().dataReceived(data)
+        if self._reads is None:
+            super().dataReceived(data)
+            return
+        self.resetTimeout()
+        self._unread += data
+        if self._answering:
+            if len(self._unread) > MAX_HEAD:
+                self.transport.pauseProducing()  # resumed with the answer
+            return
+        self._answerReads()
+
+    def _answerReads(self):
+        while self._reads is not None and self._unread and not self._transportFull:
+            head, size = parseHead(self._unread)
+            if head is None:
+                return
+            answer = None if head is NOT_A_READ else self._reads.answer(head)
+            if answer is None:
+                self._handOver()
+                return
+            self._answering = True
+            answer.addCallback(self._answered, head, size, time.monotonic())
+            if self._answering:
+                self._waiting = True
+                return  # answered later, and the loop goes on from there
+
+    def _answered(self, answer, head, size, started):
+        waited, self._waiting, self._answering = self._waiting, False, False
+        if self._reads is None:
+            return  # the connection is gone
+        if answer is None:
+            self._handOver()
+            return
+        self._unread = self._unread[size:]
+        self.transport.write(answer.data)
+        self.site.logAccess(
+            self.transport.getPeer(),
+            head.method,
+            head.path,
+            answer.status,
+            answer.size,
+            started,
+            head.headers.get(b"user-agent", [b""])[0],
+        )
+        if head.close:
+            self._reads = None
+            self.transport.loseConnection()
+        elif waited:
+            if not self._transportFull:
+                self.transport.resumeProducing()
+            self._answerReads()
+
+    def _handOver(self):
+        """Give this connection, from the first unanswered byte, to twisted.web."""
+        data, self._unread, self._reads = self._unread, b"", None
+        if data:
+            super().dataReceived(data)
+
+    def pauseProducing(self):
+        self._transportFull = True
+        super().pauseProducing()
+
+    def resumeProducing(self):
+        self._transportFull = False
+        super().resumeProducing()
+        if self._reads is not None and not self._answering:
+            self._answerReads()
+
+    def connectionLost(self, reason):
+        self._reads = None
+        super().connectionLost(reason)
 
     def lineReceived(self, line):
         count = len(self.requests)
@@ -166,19 +247,31 @@ class RegistrySite(server.Site):
     def __init__(self, resource, accessLogEnabled=True, **kwargs):
         super().__init__(resource, **kwargs)
         self.accessLogEnabled = accessLogEnabled
+        self.reads = getattr(resource, "reads", None)
 
     def log(self, request):
+        address = request.getClientAddress()
+        self.logAccess(
+            address,
+            request.method,
+            request.uri,
+            request.code,
+            request.sentLength,
+            request.startTime,
+            request.getHeader(b"user-agent") or b"",
+        )
+
+    def logAccess(self, address, method, uri, status, size, started, userAgent):
+        """Log one answered request (unless the access log is off)."""
         if not self.accessLogEnabled:
             return
         accessLog.info(
             "{client} {method} {uri} {status} {bytes} {duration:.4f}s",
-            client=request.getClientAddress().host
-            if hasattr(request.getClientAddress(), "host")
-            else "-",
-            method=request.method.decode("ascii", "replace"),
-            uri=request.uri.decode("ascii", "replace"),
-            status=request.code,
-            bytes=request.sentLength,
-            duration=time.monotonic() - request.startTime,
-            userAgent=(request.getHeader(b"user-agent") or b"").decode("ascii", "replace"),
+            client=getattr(address, "host", "-"),
+            method=method.decode("ascii", "replace"),
+            uri=uri.decode("ascii", "replace"),
+            status=status,
+            bytes=size,
+            duration=time.monotonic() - started,
+            userAgent=userAgent.decode("ascii", "replace"),
         )

@@ -1,0 +1,238 @@
+"""
+Pulls answered below twisted.web: the registry's hot path.
+
+Most of a registry's requests are pulls without a body: GET and HEAD of
+manifests, HEAD of blobs, the C{/v2/} probe.  Building a twisted.web
+L{Request} and routing it through Klein costs more than answering it, so a
+connection of a L{registryd.web.site.RegistrySite} reads request heads
+itself first (L{parseHead}) and hands the ones it recognises to L{Reads}.
+L{Reads} answers with the routes' own C{resolve} methods (one place decides
+what a pull is answered, errors included) and formats the response bytes
+itself.  The first request it does not take (a body, a blob download, a
+query string, HTTP/1.0, ...) and everything after it on that connection go
+to twisted.web as usual.
+
+It is used only where a pull needs nothing but its head and the storage:
+without authentication, and (for manifest GETs) without notifications.
+"""
+
+import functools
+import re
+import time
+
+from twisted.internet.defer import Deferred
+from twisted.web.http import RESPONSES, datetimeToString
+from twisted.web.http_headers import Headers
+from twisted.web.server import version as SERVER
+
+from registryd import errors
+
+MAX_HEAD = 16384  # larger heads are left to twisted.web's limits
+
+_METHODS = (b"GET", b"HEAD")
+# Absolute paths of printable ASCII without query, escapes or fragments:
+# anything else is routed by twisted.web and Klein.
+_PLAIN = re.compile(rb"^/[!$&'()*+,\-./0-9:;=@A-Z_a-z~]*$")
+_MANIFEST = re.compile(rb"^/v2/(.+?)/manifests/([^/]+)$")
+_BLOB = re.compile(rb"^/v2/(.+?)/blobs/([^/]+)$")
+_BASE = b"/v2/"
+# Heads with these are for twisted.web: a body, or a change of protocol.
+_NOT_READS = frozenset([b"content-length", b"transfer-encoding", b"expect", b"upgrade"])
+
+
+class Head:
+    """
+    A parsed request head.
+
+    @ivar headers: Lower-cased name -> list of raw values.
+    @ivar close: The client asked to close the connection after the answer.
+    """
+
+    __slots__ = ("method", "path", "headers", "close")
+
+    def __init__(self, method, path, headers, close):
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.close = close
+
+
+NOT_A_READ = object()
+
+
+def parseHead(buffer):
+    """
+    The first request head in C{buffer}, if it is one L{Reads} may answer.
+
+    @return: C{(head, size)}: a L{Head} and the bytes it spans; C{(None, 0)}
+        while the head is incomplete; C{(NOT_A_READ, 0)} for a request
+        twisted.web must handle.
+    """
+    end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD)
+    if end < 0:
+        return (None, 0) if len(buffer) < MAX_HEAD else (NOT_A_READ, 0)
+    lines = buffer[:end].split(b"\r\n")
+    request = lines[0].split(b" ")
+    if len(request) != 3 or request[2] != b"HTTP/1.1" or request[0] not in _METHODS:
+        return NOT_A_READ, 0
+    if not _PLAIN.match(request[1]):
+        return NOT_A_READ, 0
+    headers = {}
+    close = False
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name != name.strip() or b" " in name:
+            return NOT_A_READ, 0
+        name = name.lower()
+        if name in _NOT_READS:
+            return NOT_A_READ, 0
+        value = value.strip(b" \t")
+        if name == b"connection":
+            close = close or b"close" in value.lower().replace(b",", b" ").split()
+        headers.setdefault(name, []).append(value)
+    return Head(request[0], request[1], headers, close), end + 4
+
+
+class Answer:
+    """A formatted response: its bytes, and its status and body size for the access log."""
+
+    __slots__ = ("data", "status", "size")
+
+    def __init__(self, data, status, size):
+        self.data = data
+        self.status = status
+        self.size = size
+
+
+@functools.lru_cache(maxsize=64)
+def _canonical(name):
+    """A header name capitalised as twisted.web writes it."""
+    headers = Headers()
+    headers.setRawHeaders(name, [b""])
+    return next(headers.getAllRawHeaders())[0]
+
+
+class _Clock:
+    """The C{Date} header's value, formatted once a second."""
+
+    def __init__(self, now=time.time):
+        self._now = now
+        self._second = None
+        self._value = b""
+
+    def __call__(self):
+        second = int(self._now())
+        if second != self._second:
+            self._second = second
+            self._value = datetimeToString(second)
+        return self._value
+
+
+class Reads:
+    """
+    Answers pulls from request heads, as the routes would.
+
+    @param manifests: The L{registryd.web.manifests.ManifestRoutes}.
+    @param blobs: The L{registryd.web.blobs.BlobRoutes}.
+    @param headers: Headers every response carries: C{[(name, [values])]},
+        bytes, as the API's root resource sets them.
+    @param manifestGets: Whether manifest GETs may be answered here (not
+        when their pulls are to be notified, which needs the request).
+    """
+
+    def __init__(self, manifests, blobs, headers, manifestGets=True):
+        self._manifests = manifests
+        self._blobs = blobs
+        self._manifestGets = manifestGets
+        fixed = [b"Server: " + SERVER]
+        for name, values in headers:
+            fixed += [_canonical(name) + b": " + value for value in values]
+        self._fixed = b"\r\n".join(fixed) + b"\r\n"
+        self._date = _Clock()
+
+    def answer(self, head):
+        """
+        @return: None if twisted.web is to handle C{head}; else a Deferred
+            firing with the L{Answer}, or with None when the request turned
+            out to need twisted.web after all (an unexpected failure, which
+            the route then meets again and reports).
+        """
+        path = head.path
+        if path == _BASE:
+            return _succeed(self._format(head, 200, {"Content-Type": "application/json"}, b"{}"))
+        match = _MANIFEST.match(path)
+        if match is not None:
+            if head.method == b"GET" and not self._manifestGets:
+                return None
+            d = self._manifests.resolve(
+                match.group(1).decode("ascii"),
+                match.group(2).decode("ascii"),
+                head.headers.get(b"accept"),
+                head.headers.get(b"if-none-match"),
+            )
+            return self._finish(d, head, self._manifestAnswer)
+        match = _BLOB.match(path)
+        if match is not None and head.method == b"HEAD":
+            d = self._blobs.resolve(
+                match.group(1).decode("ascii"),
+                match.group(2).decode("ascii"),
+                head.headers.get(b"if-none-match"),
+                _first(head.headers.get(b"range")),
+            )
+            return self._finish(d, head, self._blobAnswer)
+        return None
+
+    def _manifestAnswer(self, head, answer):
+        payload = answer.manifest.payload if answer.manifest is not None else b""
+        return self._format(head, answer.status, answer.headers, payload)
+
+    def _blobAnswer(self, head, answer):
+        return self._format(head, answer.status, answer.headers, b"", answer.length)
+
+    def _finish(self, d, head, format):
+        def failed(failure):
+            if failure.check(errors.RegistryError):
+                return self._error(head, failure.value)
+            return None
+
+        return d.addCallbacks(lambda answer: format(head, answer), failed)
+
+    def _error(self, head, error):
+        headers = {"Content-Type": "application/json", **error.headers}
+        return self._format(head, error.status, headers, error.envelope())
+
+    def _format(self, head, status, headers, body, length=None):
+        """
+        The response's bytes, with the headers twisted.web and the API's
+        root resource would give it; a HEAD gets the length, not the body.
+        """
+        if length is None:
+            length = len(body)
+        lines = [
+            b"HTTP/1.1 %d %s\r\n" % (status, RESPONSES[status]),
+            self._fixed,
+            b"Date: %s\r\n" % (self._date(),),
+        ]
+        for name, value in headers.items():
+            if not isinstance(value, bytes):
+                value = str(value).encode("latin-1")
+            if b"\r" in value or b"\n" in value:
+                value = b" ".join(value.splitlines())  # as twisted.web sanitises
+            lines.append(b"%s: %s\r\n" % (_canonical(name.encode("ascii")), value))
+        if head.close:
+            lines.append(b"Connection: close\r\n")
+        lines.append(b"Content-Length: %d\r\n\r\n" % (length,))
+        if head.method == b"HEAD":
+            body = b""
+        lines.append(body)
+        return Answer(b"".join(lines), status, len(body))
+
+
+def _first(values):
+    return values[0].decode("latin-1") if values else None
+
+
+def _succeed(result):
+    d = Deferred()
+    d.callback(result)
+    return d

@@ -1,0 +1,393 @@
+"""
+Pulls answered below twisted.web (L{registryd.web.reads}): the same answers
+as the Klein routes give, byte for byte but the Date, and the connection
+handed to twisted.web at the first request they do not take.
+"""
+
+import socket
+from types import SimpleNamespace
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import DeferredList
+from twisted.internet.task import deferLater
+from twisted.internet.testing import StringTransport
+from twisted.internet.threads import deferToThread
+from twisted.logger import globalLogPublisher
+
+from registryd.driver.deferred import DeferredDriver
+from registryd.driver.memory import BlockingMemoryDriver, MemoryDriver
+from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_MANIFEST
+from registryd.service import makeResource
+from registryd.storage.registry import Registry
+from registryd.web.api import RegistryAPI
+from registryd.web.reads import NOT_A_READ, parseHead
+from registryd.web.site import RegistryRequest, RegistrySite
+from tests.support import SocketClient, configWith, digestOf
+from tests.web.manifestkit import ALL_TYPES, index, pushImage
+
+
+# Request heads.
+
+
+def test_parseHeadTakesPlainPulls():
+    data = (
+        b"GET /v2/a/b/manifests/v1 HTTP/1.1\r\nHost: r\r\nAccept: x/y\r\naccept:  z/w \r\n"
+        b"Connection: Keep-Alive\r\n\r\nGET /v2/ HTTP/1.1\r\n\r\n"
+    )
+    head, size = parseHead(data)
+    assert (head.method, head.path, head.close) == (b"GET", b"/v2/a/b/manifests/v1", False)
+    assert head.headers[b"accept"] == [b"x/y", b"z/w"]
+    assert data[size:] == b"GET /v2/ HTTP/1.1\r\n\r\n"
+    head, _ = parseHead(b"HEAD /v2/a/blobs/sha256:00 HTTP/1.1\r\nConnection: te, close\r\n\r\n")
+    assert (head.method, head.close) == (b"HEAD", True)
+
+
+def test_parseHeadWaitsForTheWholeHead():
+    data = b"GET /v2/a/manifests/v1 HTTP/1.1\r\nHost: r\r\n\r\n"
+    for cut in range(len(data) - 1):
+        assert parseHead(data[:cut]) == (None, 0)
+    assert parseHead(data)[1] == len(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.0\r\n\r\n",
+        b"GET /v2/a/manifests/v1?x=1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a%2Fb/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET http://r/v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/\xc3\xa9/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET  /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nUpgrade: h2c\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nHost : r\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nAccept: a/b\r\n  folded\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nno colon\r\n\r\n",
+        b"\r\nGET /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nX: " + b"y" * 20000 + b"\r\n\r\n",
+        b"GET /v2/a/manifests/v1 HTTP/1.1\r\nX: " + b"y" * 20000,
+    ],
+)
+def test_parseHeadLeavesTheRestToTwisted(data):
+    """Bodies, other methods and versions, queries, escapes, odd syntax, huge heads."""
+    assert parseHead(data) == (NOT_A_READ, 0)
+
+
+# The same answers as the routes.
+
+
+def readResponse(file, method):
+    """One response off C{file}: (status, sorted headers as sent but Date, body)."""
+    status = int(file.readline().split(b" ", 2)[1])
+    headers = []
+    while (line := file.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers.append((name, value.strip()))
+    length = int(dict(headers).get("Content-Length", 0))
+    body = b"" if method == "HEAD" or status == 304 else file.read(length)
+    return status, sorted(h for h in headers if h[0] != "Date"), body
+
+
+def exchange(host, data, methods, pieces=1, checkClosed=False):
+    """
+    Send C{data} (in C{pieces} writes) and read one response per method;
+    with C{checkClosed}, also whether the server then closed the connection.
+    """
+
+    def run():
+        address, port = host.split(":")
+        sock = socket.create_connection((address, int(port)), timeout=30)
+        try:
+            size = -(-len(data) // pieces)
+            for start in range(0, len(data), size):
+                sock.sendall(data[start : start + size])
+            file = sock.makefile("rb")
+            answers = [readResponse(file, method) for method in methods]
+            if not checkClosed:
+                return answers, None
+            sock.settimeout(1)
+            try:
+                closed = file.read(1) == b""
+            except OSError:
+                closed = False
+            return answers, closed
+        finally:
+            sock.close()
+
+    return deferToThread(run)
+
+
+def head(method, path, **headers):
+    lines = [f"{method} {path} HTTP/1.1", "Host: registry"]
+    for name, values in headers.items():
+        for value in values if isinstance(values, list) else [values]:
+            lines.append(f"{name.replace('_', '-')}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+class RecordingRequest(RegistryRequest):
+    """Counts the requests twisted.web builds."""
+
+    made = 0
+
+    def __init__(self, *args, **kwargs):
+        type(self).made += 1
+        super().__init__(*args, **kwargs)
+
+
+class Sites:
+    """One registry served twice: with reads answered below twisted.web, and without."""
+
+    def __init__(self, registry, config=None, **api):
+        config = config or configWith()
+        self.registry = registry
+        self.ports = []
+        if api:
+            resource = RegistryAPI(registry, **api).resource()
+            slowResource = RegistryAPI(registry, **api).resource()
+        else:
+            resource, slowResource = makeResource(config, registry), makeResource(config, registry)
+        self.fast = self._listen(RegistrySite(resource, accessLogEnabled=False))
+        slow = RegistrySite(slowResource, accessLogEnabled=False)
+        slow.reads = None
+        self.slow = self._listen(slow)
+
+    def _listen(self, site):
+        site.requestFactory = type("Recording", (RecordingRequest,), {"made": 0})
+        self.ports.append(reactor.listenTCP(0, site, interface="127.0.0.1"))
+        self.ports[-1].site = site
+        return f"127.0.0.1:{self.ports[-1].getHost().port}"
+
+    def twistedRequests(self, host):
+        return next(p.site.requestFactory.made for p in self.ports if host.endswith(f":{p.getHost().port}"))
+
+    async def stop(self):
+        await DeferredList([p.stopListening() for p in self.ports])
+
+
+@pytest_twisted.async_yield_fixture
+async def sites():
+    s = Sites(Registry(MemoryDriver(), deleteEnabled=True))
+    yield s
+    await s.stop()
+
+
+def throughSlow(sites):
+    """A client pushing content through the site without reads."""
+    return SocketClient(SimpleNamespace(host=sites.slow, registry=sites.registry, url=f"http://{sites.slow}"))
+
+
+async def content(sites):
+    client = throughSlow(sites)
+    digest, payload = await pushImage(client, "lib/img", tag="v1")
+    docker, _ = await pushImage(client, "lib/img", tag="d1", mediaType=DOCKER_MANIFEST, seed=b"d")
+    listPayload = index([(_, DOCKER_MANIFEST, {"os": "linux", "architecture": "amd64"})], mediaType=DOCKER_LIST)
+    r = await client.request("PUT", "/v2/lib/img/manifests/list", {"Content-Type": DOCKER_LIST}, listPayload)
+    assert r.status == 201, r.body
+    layer = digestOf(b"layer one ")
+    return digest, payload, docker, layer
+
+
+PULLS = [
+    ("GET", "/v2/", {}),
+    ("HEAD", "/v2/", {}),
+    ("GET", "/v2/lib/img/manifests/v1", {"Accept": ALL_TYPES}),
+    ("HEAD", "/v2/lib/img/manifests/v1", {"Accept": ALL_TYPES}),
+    ("GET", "/v2/lib/img/manifests/{digest}", {}),
+    ("GET", "/v2/lib/img/manifests/v1", {"Accept": [DOCKER_MANIFEST, OCI_MANIFEST]}),
+    ("GET", "/v2/lib/img/manifests/v1", {"Accept": DOCKER_MANIFEST}),  # gated: 404
+    ("GET", "/v2/lib/img/manifests/list", {"Accept": DOCKER_MANIFEST}),  # amd64 fallback
+    ("GET", "/v2/lib/img/manifests/d1", {"If-None-Match": '"{docker}"'}),  # 304
+    ("HEAD", "/v2/lib/img/manifests/nope", {}),
+    ("GET", "/v2/lib/img/manifests/nope", {}),
+    ("GET", "/v2/lib/img/manifests/sha256:abc", {}),
+    ("GET", "/v2/Bad_Name/manifests/v1", {}),
+    ("GET", "/v2/other/manifests/{digest}", {}),
+    ("HEAD", "/v2/lib/img/blobs/{layer}", {}),
+    ("HEAD", "/v2/lib/img/blobs/{layer}", {"If-None-Match": "{layer}"}),
+    ("HEAD", "/v2/lib/img/blobs/{layer}", {"Range": "bytes=2-4"}),
+    ("HEAD", "/v2/lib/img/blobs/{layer}", {"Range": "bytes=900-"}),
+    ("HEAD", "/v2/other/blobs/{layer}", {}),
+    ("HEAD", "/v2/lib/img/blobs/sha256:zz", {}),
+]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sameAnswersAsTheRoutes(sites):
+    """Each pull, in one pipelined burst: status, every header but Date, and body as the routes give them."""
+    digest, payload, docker, layer = await content(sites)
+    data, methods = b"", []
+    for method, path, headers in PULLS:
+        path = path.format(digest=digest, layer=layer)
+        headers = {k: v.format(docker=docker, layer=layer) if isinstance(v, str) else v for k, v in headers.items()}
+        data += head(method, path, **headers)
+        methods.append(method)
+    before = sites.twistedRequests(sites.slow)
+    fast, fastClosed = await exchange(sites.fast, data, methods, checkClosed=True)
+    slow, _ = await exchange(sites.slow, data, methods)
+    assert sites.twistedRequests(sites.fast) == 0  # none of them went through twisted.web
+    assert sites.twistedRequests(sites.slow) - before == len(PULLS)
+    for pull, mine, theirs in zip(PULLS, fast, slow):
+        assert mine == theirs, pull
+    statuses = [status for status, _, _ in fast]
+    assert statuses == [200, 200, 200, 200, 200, 200, 404, 200, 304, 404, 404, 400, 400, 404, 200, 304, 206, 416, 404, 400]
+    assert fast[2][2] == payload and fast[4][2] == payload
+    assert dict(fast[3][1])["Content-Length"] == str(len(payload)) and fast[3][2] == b""
+    assert not fastClosed
+
+
+@pytest_twisted.ensureDeferred
+async def test_handsTheConnectionToTwisted(sites):
+    """A blob download and a push in the pipeline: answered in order, from there on by twisted.web."""
+    digest, payload, _, layer = await content(sites)
+    blob = b"layer one "
+    pushed = b"pushed bytes"
+    data = (
+        head("GET", "/v2/lib/img/manifests/v1", Accept=OCI_MANIFEST)
+        + head("GET", f"/v2/lib/img/blobs/{layer}")
+        + head("HEAD", "/v2/lib/img/manifests/v1", Accept=OCI_MANIFEST)
+        + (
+            f"POST /v2/lib/img/blobs/uploads/?digest={digestOf(pushed)} HTTP/1.1\r\nHost: r\r\n"
+            f"Content-Length: {len(pushed)}\r\n\r\n"
+        ).encode()
+        + pushed
+        + head("GET", f"/v2/lib/img/blobs/{digestOf(pushed)}")
+    )
+    answers, _ = await exchange(sites.fast, data, ["GET", "GET", "HEAD", "POST", "GET"])
+    assert [a[0] for a in answers] == [200, 200, 200, 201, 200]
+    assert (answers[0][2], answers[1][2], answers[4][2]) == (payload, blob, pushed)
+    assert sites.twistedRequests(sites.fast) == 4  # all but the first
+
+
+@pytest_twisted.ensureDeferred
+async def test_headArrivingInPieces(sites):
+    digest, payload, _, _ = await content(sites)
+    data = head("GET", f"/v2/lib/img/manifests/{digest}") + head("GET", "/v2/lib/img/manifests/v1", Accept=OCI_MANIFEST)
+
+    answers, _ = await exchange(sites.fast, data, ["GET", "GET"], pieces=len(data))
+    assert [(a[0], a[2]) for a in answers] == [(200, payload), (200, payload)]
+    assert sites.twistedRequests(sites.fast) == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_connectionClose(sites):
+    digest, payload, _, _ = await content(sites)
+    data = head("GET", f"/v2/lib/img/manifests/{digest}", Connection="close") + head("GET", "/v2/")
+    answers, closed = await exchange(sites.fast, data, ["GET"], checkClosed=True)
+    assert answers[0][0] == 200 and ("Connection", "close") in answers[0][1]
+    assert answers[0][2] == payload
+    assert closed
+    slow, _ = await exchange(sites.slow, data, ["GET"])
+    assert slow == answers
+
+
+@pytest_twisted.ensureDeferred
+async def test_accessLogged():
+    registry = Registry(MemoryDriver())
+    site = RegistrySite(makeResource(configWith(), registry), accessLogEnabled=True)
+    port = reactor.listenTCP(0, site, interface="127.0.0.1")
+    events = []
+    observer = lambda event: events.append(event) if event.get("log_namespace") == "registryd.access" else None
+    globalLogPublisher.addObserver(observer)
+    try:
+        host = f"127.0.0.1:{port.getHost().port}"
+        answers, _ = await exchange(host, head("HEAD", "/v2/a/manifests/v1", User_Agent="tester/1"), ["HEAD"])
+        assert answers[0][0] == 404
+    finally:
+        globalLogPublisher.removeObserver(observer)
+        await port.stopListening()
+    assert [(e["method"], e["uri"], e["status"], e["userAgent"]) for e in events] == [
+        ("HEAD", "/v2/a/manifests/v1", 404, "tester/1")
+    ]
+
+
+@pytest_twisted.ensureDeferred
+async def test_notAnsweredWithAuthentication(tmp_path):
+    """With authentication every request goes to twisted.web (and is challenged there)."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text("")
+    from registryd.config import loadConfig
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"version: 0.1\nstorage:\n  inmemory: {{}}\nauth:\n  htpasswd:\n    realm: r\n    path: {htpasswd}\n")
+    config = loadConfig(str(config))
+    registry = Registry(MemoryDriver())
+    resource = makeResource(config, registry)
+    assert resource.reads is None
+    s = Sites(registry, config)
+    try:
+        answers, _ = await exchange(s.fast, head("GET", "/v2/a/manifests/v1"), ["GET"])
+        assert answers[0][0] == 401
+        assert s.twistedRequests(s.fast) == 1
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_notifiedPullsGoThroughTheRoutes():
+    """Manifest GETs are notified (the event needs the request); HEADs are not, and stay fast."""
+    events = []
+    registry = Registry(MemoryDriver())
+    s = Sites(registry, events=Listener(events))
+    try:
+        client = throughSlow(s)
+        digest, payload = await pushImage(client, "a", tag="v1")
+        pushes = len(events)
+        before = s.twistedRequests(s.fast)
+        answers, _ = await exchange(s.fast, head("HEAD", "/v2/a/manifests/v1") + head("GET", "/v2/a/manifests/v1"), ["HEAD", "GET"])
+        assert [a[0] for a in answers] == [200, 200] and answers[1][2] == payload
+        assert s.twistedRequests(s.fast) - before == 1
+        assert [e.action for e in events[pushes:]] == ["pull"]
+    finally:
+        await s.stop()
+
+
+class Listener:
+    def __init__(self, events):
+        self.emit = events.append
+
+
+class LaterDriver(DeferredDriver):
+    """Storage whose every call answers on a later reactor turn (as a remote store would)."""
+
+    def __init__(self):
+        super().__init__(BlockingMemoryDriver(), lambda function, *args: deferLater(reactor, 0.001, function, *args))
+
+
+@pytest_twisted.ensureDeferred
+async def test_answersThatTakeTime():
+    """Storage answering later: pipelined pulls are still answered, in order."""
+    s = Sites(Registry(LaterDriver()))
+    try:
+        client = throughSlow(s)
+        one, payloadOne = await pushImage(client, "a", tag="v1")
+        two, payloadTwo = await pushImage(client, "a", tag="v2", seed=b"2")
+        data = b"".join(head("GET", f"/v2/a/manifests/{t}") for t in ["v1", "v2", "v3", one, two] * 4)
+        answers, closed = await exchange(s.fast, data, ["GET"] * 20, checkClosed=True)
+        assert [(a[0], a[2]) for a in answers] == [
+            (200, payloadOne), (200, payloadTwo), (404, answers[2][2]), (200, payloadOne), (200, payloadTwo)
+        ] * 4
+        assert s.twistedRequests(s.fast) == 0
+        assert not closed
+    finally:
+        await s.stop()
+
+
+def test_stopsAnsweringWhileTheTransportIsFull():
+    """The transport asks the channel to pause: pipelined pulls wait for it to drain."""
+    registry = Registry(MemoryDriver())
+    site = RegistrySite(makeResource(configWith(), registry), accessLogEnabled=False)
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    channel.pauseProducing()
+    channel.dataReceived(head("GET", "/v2/") * 3)
+    assert transport.value() == b""
+    channel.resumeProducing()
+    assert transport.value().count(b"HTTP/1.1 200 OK\r\n") == 3
+    channel.connectionLost(None)
