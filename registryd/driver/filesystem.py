@@ -18,7 +18,7 @@ import shutil
 import stat as _stat
 
 from registryd.driver.deferred import DeferredDriver, inThreadPool, inline
-from registryd.driver.durability import GroupSync
+from registryd.driver.durability import GroupSync, startWriteback
 from registryd.driver.interfaces import (
     FileInfo,
     InvalidOffsetError,
@@ -29,6 +29,7 @@ from registryd.driver.interfaces import (
 from registryd.driver.paths import checkPath
 
 _TEMP_PREFIX = ".tmp-"
+WRITEBACK = 256 * 1024  # writes this large are sent on to the disk at once
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
@@ -106,6 +107,9 @@ class _Writer:
     def write(self, data):
         self._file.write(data)
         self._written = True
+        if len(data) >= WRITEBACK:
+            self._file.flush()
+            startWriteback(self._file.fileno(), self.size, len(data))
         self.size += len(data)
 
     def close(self, durable=True):

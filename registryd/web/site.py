@@ -15,12 +15,13 @@ import time
 from twisted.logger import Logger
 from twisted.web import http, server
 
-from registryd.web.body import StreamedBody
+from registryd.web.body import BATCH, StreamedBody
 from registryd.web.reads import MAX_HEAD, NOT_A_READ, parseHead
 
 _STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
 _STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+READ_SIZE = 64 * 1024  # Twisted's own socket read size
 LINGER = 30  # seconds an answered request may go on sending its body
 _NOT_HTTP_BODY = b"this is an HTTP port; the client sent no HTTP request"
 _NOT_HTTP = (
@@ -164,7 +165,9 @@ class RegistryRequest(server.Request):
         ):
             super().gotLength(length)
             return
-        self.streamedBody = StreamedBody(self.transport, length, self._acceptBody)
+        self.streamedBody = StreamedBody(self.transport, length, self._acceptBody, self.channel.callLater)
+        if length is None or length > BATCH:
+            self._setReadSize(BATCH)
         # The route answers 100-continue itself, once it accepts the body.
         expect = self.requestHeaders.getRawHeaders(b"expect", [b""])[0]
         if expect.lower() == b"100-continue":
@@ -173,6 +176,15 @@ class RegistryRequest(server.Request):
         self.content = io.BytesIO()
         # Parse the URI and dispatch now, with Twisted's own code.
         server.Request.requestReceived(self, parts[0], parts[1], parts[2])
+
+    def _setReadSize(self, size):
+        """
+        Read the socket C{size} bytes at a time: a large body then passes
+        through the HTTP parser in batches, not 64 KiB pieces.  (TCP
+        transports have C{bufferSize}; others keep their own.)
+        """
+        if isinstance(getattr(self.transport, "bufferSize", None), int):
+            self.transport.bufferSize = size
 
     def _acceptBody(self):
         """Tell a client waiting on C{Expect: 100-continue} to send the body."""
@@ -190,6 +202,7 @@ class RegistryRequest(server.Request):
         if self.streamedBody is None:
             super().requestReceived(command, path, version)
             return
+        self._setReadSize(READ_SIZE)
         self.streamedBody.finished()
         if self._finishDeferred:
             self._finishDeferred = False

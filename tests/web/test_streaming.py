@@ -10,13 +10,20 @@ import socket
 
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThread
 
 from registryd.storage import paths
 from registryd.testing import startRegistry
-from registryd.web.body import HIGH_WATER, StreamedBody
+from registryd.config import defaultConfig
+from registryd.driver.memory import MemoryDriver
+from registryd.storage.registry import Registry
+from registryd.service import makeResource
+from registryd.web.body import BATCH, HIGH_WATER, PARTIAL_DELAY, StreamedBody
+from registryd.web.site import READ_SIZE, RegistrySite
 from tests.support import SocketClient, digestOf
 
 
@@ -70,6 +77,71 @@ def test_streamedBodyBackpressure():
     assert producer.pauses > 0
     assert not producer.paused
     assert maxBuffered <= HIGH_WATER + len(chunk) + 1
+
+
+def test_streamedBodyBatches():
+    """Bytes go on in batches of BATCH; a short batch after PARTIAL_DELAY, and the rest at the end."""
+    clock = Clock()
+    body = StreamedBody(FakeProducer(), None, callLater=clock.callLater)
+    written = []
+    done = body.deliver(lambda data: written.append(data) or succeed(None))
+    piece = os.urandom(64 * 1024)
+    for _ in range(40):  # 2.5 MiB
+        body.dataReceived(piece)
+    assert [len(w) for w in written] == [BATCH, BATCH]
+    clock.advance(PARTIAL_DELAY)
+    assert [len(w) for w in written] == [BATCH, BATCH, BATCH // 2]
+    body.dataReceived(b"tail")
+    assert len(written) == 3
+    body.finished()
+    assert written[-1] == b"tail"
+    assert done.result == 40 * len(piece) + 4
+    assert b"".join(written) == piece * 40 + b"tail"
+    assert not clock.getDelayedCalls()
+
+
+def test_streamedBodyWithLengthEndsItsLastBatchAtOnce():
+    """A body whose declared length has all arrived is handed on without waiting."""
+    clock = Clock()
+    body = StreamedBody(FakeProducer(), 5000, callLater=clock.callLater)
+    written = []
+    body.deliver(lambda data: written.append(data) or succeed(None))
+    body.dataReceived(b"x" * 4000)
+    assert written == []
+    body.dataReceived(b"y" * 1000)
+    assert written == [b"x" * 4000 + b"y" * 1000]
+
+
+def test_streamedBodyKeepsWhatArrivedBeforeTheConnectionFailed():
+    clock = Clock()
+    body = StreamedBody(FakeProducer(), None, callLater=clock.callLater)
+    written, failures = [], []
+    body.deliver(lambda data: written.append(data) or succeed(None)).addErrback(failures.append)
+    body.dataReceived(b"a" * 100_000)
+    body.failed(Failure(ConnectionError("gone")))
+    assert written == [b"a" * 100_000]
+    assert failures and failures[0].check(ConnectionError)
+    assert not clock.getDelayedCalls()
+
+
+def test_largeBodyReadInBatches():
+    """While a large upload body streams in, the socket is read BATCH bytes at a time."""
+    registry = Registry(MemoryDriver())
+    site = RegistrySite(makeResource(defaultConfig(), registry), accessLogEnabled=False)
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    transport.bufferSize = READ_SIZE
+    channel.makeConnection(transport)
+    data = os.urandom(3_000_000)
+    channel.dataReceived(
+        b"POST /v2/a/blobs/uploads/?digest=%s HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n"
+        % (digestOf(data).encode(), len(data))
+    )
+    assert transport.bufferSize == BATCH
+    channel.dataReceived(data)
+    assert transport.bufferSize == READ_SIZE
+    assert transport.value().startswith(b"HTTP/1.1 201 Created\r\n")
+    channel.connectionLost(Failure(ConnectionError("done")))
 
 
 def test_streamedBodyWriteFailureDiscards():
