@@ -5,7 +5,6 @@ options override the file; with none at all the registry serves ./data on
 127.0.0.1:5000.
 """
 
-import gc
 import os
 import sys
 
@@ -18,6 +17,7 @@ from registryd.config import (
     loadConfig,
     withOverrides,
 )
+from registryd import memory
 from registryd.logs import chooseFor
 from registryd.service import RegistryService
 
@@ -95,10 +95,8 @@ class Options(usage.Options):
 def makeService(options):
     from twisted.internet import reactor
 
-    # What is loaded and built when the reactor starts lives as long as the
-    # daemon: keep it out of the garbage collector's full passes, which
-    # would otherwise scan it all and stall requests for milliseconds.
-    reactor.callWhenRunning(gc.freeze)
+    memory.returnLargeBuffers()
+    memory.freezeWhenRunning(reactor)
     return RegistryService(
         options["configuration"],
         workers=options["workers"],

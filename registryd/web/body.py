@@ -13,6 +13,8 @@ and L{treq.testing}) behind the same C{deliver} call, so route code does not
 care which it gets.
 """
 
+import collections
+
 from twisted.internet.defer import Deferred, maybeDeferred
 
 from registryd.concurrency import deferred
@@ -42,7 +44,7 @@ class StreamedBody:
         self._callLater = callLater
         self.length = length
         self.received = 0
-        self._buffer = []
+        self._buffer = collections.deque()
         self._buffered = 0
         self._paused = False
         self._ended = False
@@ -97,7 +99,7 @@ class StreamedBody:
     def discard(self):
         """Drop what is buffered and whatever arrives later."""
         self._discarding = True
-        self._buffer = []
+        self._buffer.clear()
         self._buffered = 0
         self._cancelPartial()
         self._resume()
@@ -116,10 +118,9 @@ class StreamedBody:
                 if self._buffer and (partial or self._buffered >= BATCH or self._allIn()):
                     partial = False
                     self._cancelPartial()
-                    data = b"".join(self._buffer)
-                    self._buffer = []
-                    self._buffered = 0
-                    self._resume()
+                    data = self._takeBatch()
+                    if self._buffered < HIGH_WATER:
+                        self._resume()
                     self._writing = True
                     maybeDeferred(self._write, data).addCallbacks(self._written, self._writeFailed)
                 elif self._error is not None:
@@ -132,6 +133,16 @@ class StreamedBody:
                     break
         finally:
             self._pumping = False
+
+    def _takeBatch(self):
+        """Up to a batch of what is buffered (more if one piece is larger), in one bytes."""
+        pieces = [self._buffer.popleft()]
+        size = len(pieces[0])
+        while self._buffer and size + len(self._buffer[0]) <= BATCH:
+            pieces.append(self._buffer.popleft())
+            size += len(pieces[-1])
+        self._buffered -= size
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def _allIn(self):
         return (
