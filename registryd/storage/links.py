@@ -3,6 +3,7 @@
 from registryd.driver.interfaces import PathNotFoundError
 from registryd.reference import Digest
 from registryd import errors
+from registryd.concurrency import deferred
 
 
 async def readLink(driver, path):
@@ -20,6 +21,16 @@ async def readLink(driver, path):
         return None
 
 
-def writeLink(driver, path, digest, durable=True):
-    """Store C{digest} at C{path}, atomically.  @return: Deferred."""
-    return driver.putContent(path, digest.encode("ascii"), durable)
+@deferred
+async def writeLink(driver, path, digest, durable=True):
+    """
+    Store C{digest} at C{path}, atomically.  A write that need not be
+    durable yet (a later one in the same operation flushes) is skipped when
+    the link already names C{digest}: a manifest pushed again under another
+    tag, as CI pipelines do, then makes no new file.
+
+    @return: Deferred.
+    """
+    if not durable and await readLink(driver, path) == digest:
+        return
+    await driver.putContent(path, digest.encode("ascii"), durable)

@@ -63,6 +63,11 @@ class StorageDriverContract:
         assert await driver.getContent("/a/b/c") == b"hello"
         await driver.putContent("/a/b/c", b"replaced")
         assert await driver.getContent("/a/b/c") == b"replaced"
+        # Sizes around the read sizes of drivers that read in pieces.
+        for size in (0, 65535, 65536, 65537, 3 * 65536, 4 * 1024 * 1024 + 1):
+            content = bytes(range(256)) * (size // 256) + b"t" * (size % 256)
+            await driver.putContent("/a/big", content)
+            assert await driver.getContent("/a/big") == content
 
     @pytest_twisted.ensureDeferred
     async def test_nonDurableWritesAreVisibleAtOnce(self, driver):

@@ -93,15 +93,16 @@ class StreamingChannel(http.HTTPChannel):
             return
         self._unread = self._unread[size:]
         self.transport.write(answer.data)
-        self.site.logAccess(
-            self.transport.getPeer(),
-            head.method,
-            head.path,
-            answer.status,
-            answer.size,
-            started,
-            head.headers.get(b"user-agent", [b""])[0],
-        )
+        if self.site.accessLogEnabled:
+            self.site.logAccess(
+                self.transport.getPeer(),
+                head.method,
+                head.path,
+                answer.status,
+                answer.size,
+                started,
+                head.headers.get(b"user-agent", [b""])[0],
+            )
         if head.close:
             self._reads = None
             self.transport.loseConnection()
@@ -263,6 +264,8 @@ class RegistrySite(server.Site):
         self.reads = getattr(resource, "reads", None)
 
     def log(self, request):
+        if not self.accessLogEnabled:
+            return
         address = request.getClientAddress()
         self.logAccess(
             address,
@@ -275,9 +278,7 @@ class RegistrySite(server.Site):
         )
 
     def logAccess(self, address, method, uri, status, size, started, userAgent):
-        """Log one answered request (unless the access log is off)."""
-        if not self.accessLogEnabled:
-            return
+        """Log one answered request."""
         accessLog.info(
             "{client} {method} {uri} {status} {bytes} {duration:.4f}s",
             client=getattr(address, "host", "-"),
