@@ -269,10 +269,15 @@ class Bench:
     def servers(self):
         seed = os.path.join(self.work, "seed")
         self.prepare(seed)
-        servers = []
+        roots = {}
         for kind in (Registryd, Distribution):
-            root = os.path.join(self.work, kind.name)
-            shutil.copytree(seed, root)
+            roots[kind] = os.path.join(self.work, kind.name)
+            shutil.copytree(seed, roots[kind])
+        # The seeds on disk before anything is measured: the kernel's writeback
+        # of them would otherwise compete with the first metrics.
+        os.sync()
+        servers = []
+        for kind, root in roots.items():
             workdir = os.path.join(self.work, f"{kind.name}-run")
             os.makedirs(workdir)
             server = kind(root, workdir, self.arguments.workers) if kind is Registryd else kind(root, workdir)
