@@ -46,7 +46,7 @@ from registryd.interfaces import (
 )
 from registryd.manifest import OCI_INDEX, parseManifest
 from registryd.proxy.upstream import UpstreamError
-from registryd.reference import Digest, lexicalKey
+from registryd.reference import Digest, sortedLexically
 from registryd.storage import paths
 from registryd.storage.links import writeLink
 
@@ -727,7 +727,7 @@ class ProxyTagService:
     async def list(self):
         """The upstream's tags; the cached ones while it cannot be asked."""
         try:
-            return sorted(await self._proxy.upstream.tags(self._name), key=lexicalKey)
+            return sortedLexically(await self._proxy.upstream.tags(self._name))
         except _UPSTREAM_DOWN as e:
             log.warn(
                 "proxy cache: listing the cached tags of {name}: {reason}",

@@ -9,7 +9,7 @@ from registryd.concurrency import deferred
 from registryd.driver.interfaces import PathNotFoundError
 from registryd.interfaces import ITagService
 from registryd.storage import paths
-from registryd.reference import lexicalKey
+from registryd.reference import sortedLexically
 from registryd.storage.links import readLink, writeLink
 
 
@@ -80,7 +80,7 @@ class TagService:
         cached = self._context.tagLists.get(self._name)
         if cached is not None and cached[0] == info.modTime:
             return cached[1]
-        tags = sorted((child.rsplit("/", 1)[1] for child in await self._driver.list(directory)), key=lexicalKey)
+        tags = sortedLexically(child.rsplit("/", 1)[1] for child in await self._driver.list(directory))
         if time.time() - info.modTime > SETTLE:
             self._context.tagLists.put(self._name, (info.modTime, tags))
         return tags

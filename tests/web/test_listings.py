@@ -3,11 +3,13 @@
 from urllib.parse import urlsplit
 
 import pytest_twisted
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred, gatherResults
 
 from registryd.manifest import OCI_EMPTY, OCI_INDEX, OCI_MANIFEST
 from registryd.storage import paths
-from registryd.reference import lexicalKey
+from registryd.reference import lexicalKey, sortedLexically
 from tests.support import digestOf, pushBlob
 from tests.web.manifestkit import descriptor, encode, pushImage, putManifest
 
@@ -303,3 +305,9 @@ async def test_concurrentTagPutsOneWinner(client):
     assert "race" in tags
     index = await client.registry.driver.list(paths.tag("c", "race") + "/index/sha256")
     assert any(entry.endswith(winner.split(":")[1]) for entry in index)
+
+
+@given(st.lists(st.text(alphabet="abcABC_.-09", max_size=6)))
+def test_sortedLexicallyIsTheLexicalOrder(names):
+    """The two-pass sort the tag lists use gives exactly the spec's order (lexicalKey)."""
+    assert sortedLexically(names) == sorted(names, key=lexicalKey)
