@@ -21,8 +21,12 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from registryd.config import parseConfig, withOverrides
-from registryd.service import RegistryService
+from registryd.driver.memory import MemoryDriver
+from registryd.service import RegistryService, makeResource
+from registryd.storage.registry import Registry
+from registryd.testing.contracts import _imageManifest, _storeBlob
 from registryd.tls import TLSServerEndpoint, listeners, selfSignedCertificate
+from registryd.web.site import RegistrySite
 
 
 @pytest.fixture
@@ -144,16 +148,17 @@ def clientContext(cafile, minimum=None, maximum=None, certificate=None):
     return context
 
 
-def fetch(port, context, serverName="localhost", path="/"):
+def fetch(port, context, serverName="localhost", path="/", version="HTTP/1.0"):
     """
     In a thread: connect, handshake, GET C{path}; return the server's
     certificate (DER), the TLS version and the response.
     """
+    close = "Connection: close\r\n" if version == "HTTP/1.1" else ""
 
     def run():
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with context.wrap_socket(raw, server_hostname=serverName) as tls:
-                tls.sendall(f"GET {path} HTTP/1.0\r\nHost: {serverName}\r\n\r\n".encode())
+                tls.sendall(f"GET {path} {version}\r\nHost: {serverName}\r\n{close}\r\n".encode())
                 response = b""
                 while chunk := tls.recv(65536):
                     response += chunk
@@ -195,6 +200,31 @@ async def test_handshakeServesTheConfiguredCertificate(serverFiles):
             assert response.endswith(b"\r\n\r\nhttps")
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_answeredPullsKnowTheyCameOverTLS(serverFiles):
+    """A tag list page answered below twisted.web links its next page with https."""
+    certificate, key = serverFiles
+    config = tlsConfig(certificate, key)
+    registry = Registry(MemoryDriver())
+    repository = registry.repository("a")
+    for blob in (b"{}", b"layer"):
+        await _storeBlob(repository, blob)
+    manifest = _imageManifest(b"{}", [b"layer"])
+    for tag in ("one", "two"):
+        await repository.manifests.put(manifest, tag)
+    ((_, endpoint),) = listeners(config, reactor)
+    port = await endpoint.listen(RegistrySite(makeResource(config, registry), accessLogEnabled=False))
+    try:
+        _, _, response = await fetch(
+            port.getHost().port, clientContext(certificate), path="/v2/a/tags/list?n=1", version="HTTP/1.1"
+        )
+    finally:
+        await port.stopListening()
+    assert response.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'\r\nLink: <https://localhost/v2/a/tags/list?last=one&n=1>; rel="next"\r\n' in response
+    assert response.endswith(b'{"name":"a","tags":["one"]}')
 
 
 @pytest_twisted.ensureDeferred

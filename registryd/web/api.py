@@ -127,7 +127,9 @@ class RegistryAPI:
         root = _Root(self.app.resource(), self._headers, extra)
         if self._accessController is None:
             # Pulls need only their heads: a RegistrySite answers them itself.
-            root.reads = Reads(self._manifests, self._blobs, self._headers, manifestGets=self._events is None)
+            root.reads = Reads(
+                self._manifests, self._blobs, self._listings, self._headers, manifestGets=self._events is None
+            )
         return root
 
     async def _authorize(self, request, needed):

@@ -4,6 +4,7 @@ import bisect
 from urllib.parse import quote
 
 from registryd import errors
+from registryd.concurrency import deferred
 from registryd.manifest import OCI_INDEX
 from registryd.reference import Digest, lexicalKey, validateName
 from registryd.web.responses import arg, respondJSON
@@ -12,9 +13,8 @@ CATALOG_PAGE = 1000
 CATALOG_MAX_PAGE = 10000
 
 
-def pageSize(request, default=None, maximum=None):
-    """The C{n} query argument: a non-negative integer, or C{default}."""
-    n = arg(request, "n")
+def pageSize(n, default=None, maximum=None):
+    """The C{n} query argument (str, or None): a non-negative integer, or C{default}."""
     if n is None or n == "":
         return default
     if not n.isdigit() or len(n) > 9:
@@ -23,12 +23,13 @@ def pageSize(request, default=None, maximum=None):
     return n if maximum is None else min(n, maximum)
 
 
-def paginate(request, urls, path, names, n):
+def paginate(names, n, last, link):
     """
     The page of sorted C{names} after C{last}, and the headers: C{Link} to the
     next page exactly when more names remain.
+
+    @param link: C{link(query)} is the URL of this listing with C{query}.
     """
-    last = arg(request, "last")
     if last:
         names = names[bisect.bisect_right(names, lexicalKey(last), key=lexicalKey) :]
     if n is None:
@@ -36,8 +37,8 @@ def paginate(request, urls, path, names, n):
     page = names[:n]
     headers = {}
     if n and len(names) > n:
-        following = f"{path}?last={quote(page[-1], safe='')}&n={n}"
-        headers["Link"] = f'<{urls(request, following)}>; rel="next"'
+        following = link(f"?last={quote(page[-1], safe='')}&n={n}")
+        headers["Link"] = f'<{following}>; rel="next"'
     return page, headers
 
 
@@ -47,16 +48,34 @@ class ListingRoutes:
         self._urls = urls
 
     async def tags(self, request, name):
+        document, headers = await self.tagPage(request, name, arg(request, "n"), arg(request, "last"))
+        return respondJSON(request, document, headers=headers)
+
+    @deferred
+    async def tagPage(self, client, name, n, last):
+        """
+        A page of a repository's tags and its headers, whoever writes the
+        answer (this route, or L{registryd.web.reads}).
+
+        @param client: Has C{getHeader} and C{isSecure}, for the C{Link} URL.
+        @param n: The C{n} query argument (str), or None.
+        @param last: The C{last} query argument (str), or None.
+        @return: Deferred firing with C{(document, headers)}.
+        @raise RegistryError: The answer is an error.
+        """
         name = validateName(name)
-        n = pageSize(request)
+        n = pageSize(n)
         tags = await self._registry.repository(name).tags.list()
-        page, headers = paginate(request, self._urls, f"/v2/{name}/tags/list", tags, n)
-        return respondJSON(request, {"name": name, "tags": page}, headers=headers)
+        path = f"/v2/{name}/tags/list"
+        page, headers = paginate(tags, n, last, lambda query: self._urls(client, path + query))
+        return {"name": name, "tags": page}, headers
 
     async def catalog(self, request):
-        n = pageSize(request, CATALOG_PAGE, CATALOG_MAX_PAGE)
+        n = pageSize(arg(request, "n"), CATALOG_PAGE, CATALOG_MAX_PAGE)
         names = await self._registry.catalog()
-        page, headers = paginate(request, self._urls, "/v2/_catalog", names, n)
+        page, headers = paginate(
+            names, n, arg(request, "last"), lambda query: self._urls(request, "/v2/_catalog" + query)
+        )
         return respondJSON(request, {"repositories": page}, headers=headers)
 
     async def referrers(self, request, name, digest):

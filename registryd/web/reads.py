@@ -2,15 +2,15 @@
 Pulls answered below twisted.web: the registry's hot path.
 
 Most of a registry's requests are pulls without a body: GET and HEAD of
-manifests, HEAD of blobs, the C{/v2/} probe.  Building a twisted.web
+manifests, HEAD of blobs, pages of tag lists, the C{/v2/} probe.  Building a twisted.web
 L{Request} and routing it through Klein costs more than answering it, so a
 connection of a L{registryd.web.site.RegistrySite} reads request heads
 itself first (L{parseHead}) and hands the ones it recognises to L{Reads}.
 L{Reads} answers with the routes' own C{resolve} methods (one place decides
 what a pull is answered, errors included) and formats the response bytes
 itself.  The first request it does not take (a body, a blob download, a
-query string, HTTP/1.0, ...) and everything after it on that connection go
-to twisted.web as usual.
+query string other than a tag list's, HTTP/1.0, ...) and everything after
+it on that connection go to twisted.web as usual.
 
 It is used only where a pull needs nothing but its head and the storage:
 without authentication, and (for manifest GETs) without notifications.
@@ -26,15 +26,18 @@ from twisted.web.http_headers import Headers
 from twisted.web.server import version as SERVER
 
 from registryd import errors
+from registryd.web.responses import jsonBody
 
 MAX_HEAD = 16384  # larger heads are left to twisted.web's limits
 
 _METHODS = (b"GET", b"HEAD")
-# Absolute paths of printable ASCII without query, escapes or fragments:
-# anything else is routed by twisted.web and Klein.
-_PLAIN = re.compile(rb"^/[!$&'()*+,\-./0-9:;=@A-Z_a-z~]*$")
+# Absolute paths of printable ASCII without escapes or fragments, and plain
+# queries: anything else is routed by twisted.web and Klein.
+_PLAIN = re.compile(rb"^/[!$&'()*+,\-./0-9:;=@A-Z_a-z~]*(?:\?[\-.0-9=&A-Z_a-z~]*)?$")
 _MANIFEST = re.compile(rb"^/v2/(.+?)/manifests/([^/]+)$")
 _BLOB = re.compile(rb"^/v2/(.+?)/blobs/([^/]+)$")
+_TAGS = re.compile(rb"^/v2/(.+?)/tags/list$")
+_PAGE_ARGUMENTS = (b"n", b"last")
 _BASE = b"/v2/"
 # Heads with these are for twisted.web: a body, or a change of protocol.
 _NOT_READS = frozenset([b"content-length", b"transfer-encoding", b"expect", b"upgrade"])
@@ -44,17 +47,28 @@ class Head:
     """
     A parsed request head.
 
+    @ivar path: The path, without the query.
+    @ivar query: What follows the C{?}, or None.
     @ivar headers: Lower-cased name -> list of raw values.
     @ivar close: The client asked to close the connection after the answer.
+    @ivar isSecure: C{isSecure()} tells whether the connection is TLS (set
+        by the connection; with C{getHeader}, what L{URLs} asks of a request).
     """
 
-    __slots__ = ("method", "path", "headers", "close")
+    __slots__ = ("method", "path", "query", "headers", "close", "isSecure")
 
-    def __init__(self, method, path, headers, close):
+    def __init__(self, method, path, query, headers, close):
         self.method = method
         self.path = path
+        self.query = query
         self.headers = headers
         self.close = close
+        self.isSecure = lambda: False
+
+    def getHeader(self, name):
+        """The last value of header C{name} (bytes), as twisted.web's requests give it."""
+        values = self.headers.get(name.lower())
+        return values[-1] if values else None
 
 
 NOT_A_READ = object()
@@ -90,7 +104,8 @@ def parseHead(buffer):
         if name == b"connection":
             close = close or b"close" in value.lower().replace(b",", b" ").split()
         headers.setdefault(name, []).append(value)
-    return Head(request[0], request[1], headers, close), end + 4
+    path, question, query = request[1].partition(b"?")
+    return Head(request[0], path, query if question else None, headers, close), end + 4
 
 
 class Answer:
@@ -134,15 +149,17 @@ class Reads:
 
     @param manifests: The L{registryd.web.manifests.ManifestRoutes}.
     @param blobs: The L{registryd.web.blobs.BlobRoutes}.
+    @param listings: The L{registryd.web.listings.ListingRoutes}.
     @param headers: Headers every response carries: C{[(name, [values])]},
         bytes, as the API's root resource sets them.
     @param manifestGets: Whether manifest GETs may be answered here (not
         when their pulls are to be notified, which needs the request).
     """
 
-    def __init__(self, manifests, blobs, headers, manifestGets=True):
+    def __init__(self, manifests, blobs, listings, headers, manifestGets=True):
         self._manifests = manifests
         self._blobs = blobs
+        self._listings = listings
         self._manifestGets = manifestGets
         fixed = [b"Server: " + SERVER]
         for name, values in headers:
@@ -158,6 +175,9 @@ class Reads:
             the route then meets again and reports).
         """
         path = head.path
+        if head.query is not None:
+            match = _TAGS.match(path)
+            return None if match is None else self._tagPage(head, match)
         if path == _BASE:
             return _succeed(self._format(head, 200, {"Content-Type": "application/json"}, b"{}"))
         match = _MANIFEST.match(path)
@@ -180,7 +200,26 @@ class Reads:
                 _first(head.headers.get(b"range")),
             )
             return self._finish(d, head, self._blobAnswer)
+        match = _TAGS.match(path)
+        if match is not None:
+            return self._tagPage(head, match)
         return None
+
+    def _tagPage(self, head, match):
+        arguments = {}
+        for part in head.query.split(b"&") if head.query else ():
+            name, _, value = part.partition(b"=")
+            if name not in _PAGE_ARGUMENTS or name in arguments:
+                return None  # anything but one n and one last: Klein's parsing
+            arguments[name] = value.decode("ascii")
+        d = self._listings.tagPage(
+            head, match.group(1).decode("ascii"), arguments.get(b"n"), arguments.get(b"last")
+        )
+        return self._finish(d, head, self._pageAnswer)
+
+    def _pageAnswer(self, head, page):
+        document, headers = page
+        return self._format(head, 200, {"Content-Type": "application/json", **headers}, jsonBody(document))
 
     def _manifestAnswer(self, head, answer):
         payload = answer.manifest.payload if answer.manifest is not None else b""

@@ -21,9 +21,13 @@ def respond(request, status=200, headers=None, body=b"", length=None):
     return body
 
 
+def jsonBody(obj):
+    """C{obj} as a compact JSON response body."""
+    return json.dumps(obj, separators=(",", ":")).encode("utf-8")
+
+
 def respondJSON(request, obj, status=200, contentType="application/json", headers=None):
-    body = json.dumps(obj, separators=(",", ":")).encode("utf-8")
-    return respond(request, status, {"Content-Type": contentType, **(headers or {})}, body)
+    return respond(request, status, {"Content-Type": contentType, **(headers or {})}, jsonBody(obj))
 
 
 def arg(request, name):

@@ -74,6 +74,8 @@ class StreamingChannel(http.HTTPChannel):
             head, size = parseHead(self._unread)
             if head is None:
                 return
+            if head is not NOT_A_READ:
+                head.isSecure = self.isSecure
             answer = None if head is NOT_A_READ else self._reads.answer(head)
             if answer is None:
                 self._handOver()
@@ -105,7 +107,7 @@ class StreamingChannel(http.HTTPChannel):
             )
         if head.close:
             self._reads = None
-            self.transport.loseConnection()
+            self.loseConnection()  # the channel's: it lets go of the transport first
         elif waited:
             if not self._transportFull:
                 self.transport.resumeProducing()
