@@ -13,6 +13,7 @@ injected clock, with a leeway for skew.
 
 import base64
 import binascii
+import collections
 import datetime
 import json
 import time
@@ -180,7 +181,15 @@ class TokenVerifier:
     @param jwks: A JWK Set dict, or None.
     @param leeway: Seconds of clock skew forgiven on C{exp} and C{nbf}.
     @param clock: Has C{time()}.
+
+    A client sends the same token with every request until it expires, and
+    checking a signature costs more than answering a pull, so a token found
+    good is remembered (C{REMEMBERED} at most, up to C{MEMORY} seconds and
+    never past its expiry); anything else is checked in full every time.
     """
+
+    REMEMBERED = 4096
+    MEMORY = 60.0
 
     def __init__(self, issuer, service, certificates=(), jwks=None, leeway=60, clock=time):
         self._issuer = issuer
@@ -188,6 +197,7 @@ class TokenVerifier:
         self._roots = list(certificates)
         self._leeway = leeway
         self._clock = clock
+        self._verified = collections.OrderedDict()  # token -> (claims, good until)
         self._keys = {libtrustKeyID(c.public_key()): (c.public_key(), None) for c in self._roots}
         self._keys.update(_jwksKeys(jwks) if jwks is not None else {})
 
@@ -212,6 +222,20 @@ class TokenVerifier:
         """
         if isinstance(token, bytes):
             token = token.decode("ascii", "replace")
+        now = self._clock.time()
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, until = remembered
+            if now < until:
+                return claims
+            del self._verified[token]
+        claims = self._verify(token, now)
+        self._verified[token] = (claims, min(claims.expiresAt + self._leeway, now + self.MEMORY))
+        while len(self._verified) > self.REMEMBERED:
+            self._verified.popitem(last=False)
+        return claims
+
+    def _verify(self, token, now):
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -219,7 +243,6 @@ class TokenVerifier:
         algorithm = header.get("alg")
         if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
             raise InvalidToken("token algorithm not accepted")
-        now = self._clock.time()
         key = self._key(header, now)
         if not _fitsAlgorithm(key, algorithm):
             raise InvalidToken("token algorithm does not match its key")

@@ -47,16 +47,19 @@ class _Root(Resource):
     """
     Sets the headers every response carries, then hands over to Klein, or
     to a resource mounted at an extra path (the token endpoint).
+
+    @ivar reads: The L{Reads} a L{registryd.web.site.RegistrySite} answers
+        pulls with, below twisted.web.
     """
 
     isLeaf = True
-    reads = None  # a Reads, when pulls may be answered below twisted.web
 
-    def __init__(self, inner, headers, extra):
+    def __init__(self, inner, headers, extra, reads):
         super().__init__()
         self._inner = inner
         self._headers = headers
         self._extra = extra
+        self.reads = reads
 
     def render(self, request):
         for name, values in self._headers:
@@ -124,13 +127,16 @@ class RegistryAPI:
         @param extra: More resources to serve, by exact path (str).
         """
         extra = {path.encode(): resource for path, resource in (extra or {}).items()}
-        root = _Root(self.app.resource(), self._headers, extra)
-        if self._accessController is None:
-            # Pulls need only their heads: a RegistrySite answers them itself.
-            root.reads = Reads(
-                self._manifests, self._blobs, self._listings, self._headers, manifestGets=self._events is None
-            )
-        return root
+        controller = self._accessController
+        reads = Reads(
+            self._manifests,
+            self._blobs,
+            self._listings,
+            self._headers,
+            manifestGets=self._events is None,
+            authorize=None if controller is None else controller.authorize,
+        )
+        return _Root(self.app.resource(), self._headers, extra, reads)
 
     async def _authorize(self, request, needed):
         """

@@ -12,20 +12,23 @@ itself.  The first request it does not take (a body, a blob download, a
 query string other than a tag list's, HTTP/1.0, ...) and everything after
 it on that connection go to twisted.web as usual.
 
-It is used only where a pull needs nothing but its head and the storage:
-without authentication, and (for manifest GETs) without notifications.
+Authentication, when configured, is the routes' own access controller,
+asked with the head.  Manifest GETs are left to the routes when pulls are
+notified (an event is built from the request).
 """
 
 import functools
 import re
 import time
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.web.http import RESPONSES, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.server import version as SERVER
 
 from registryd import errors
+from registryd.auth import access
+from registryd.reference import validateName
 from registryd.web.responses import jsonBody
 
 MAX_HEAD = 16384  # larger heads are left to twisted.web's limits
@@ -51,11 +54,13 @@ class Head:
     @ivar query: What follows the C{?}, or None.
     @ivar headers: Lower-cased name -> list of raw values.
     @ivar close: The client asked to close the connection after the answer.
-    @ivar isSecure: C{isSecure()} tells whether the connection is TLS (set
-        by the connection; with C{getHeader}, what L{URLs} asks of a request).
+    @ivar channel: The connection it came on (set by the connection).
+
+    It answers what L{URLs} and the access controllers ask of a request:
+    C{getHeader}, C{isSecure}, C{getClientAddress}.
     """
 
-    __slots__ = ("method", "path", "query", "headers", "close", "isSecure")
+    __slots__ = ("method", "path", "query", "headers", "close", "channel")
 
     def __init__(self, method, path, query, headers, close):
         self.method = method
@@ -63,12 +68,18 @@ class Head:
         self.query = query
         self.headers = headers
         self.close = close
-        self.isSecure = lambda: False
+        self.channel = None
 
     def getHeader(self, name):
         """The last value of header C{name} (bytes), as twisted.web's requests give it."""
         values = self.headers.get(name.lower())
         return values[-1] if values else None
+
+    def isSecure(self):
+        return self.channel is not None and self.channel.isSecure()
+
+    def getClientAddress(self):
+        return None if self.channel is None else self.channel.transport.getPeer()
 
 
 NOT_A_READ = object()
@@ -154,12 +165,15 @@ class Reads:
         bytes, as the API's root resource sets them.
     @param manifestGets: Whether manifest GETs may be answered here (not
         when their pulls are to be notified, which needs the request).
+    @param authorize: The routes' C{authorize(request, needed)} coroutine
+        function (an L{IAccessController}'s), or None to serve everyone.
     """
 
-    def __init__(self, manifests, blobs, listings, headers, manifestGets=True):
+    def __init__(self, manifests, blobs, listings, headers, manifestGets=True, authorize=None):
         self._manifests = manifests
         self._blobs = blobs
         self._listings = listings
+        self._authorize = authorize
         self._manifestGets = manifestGets
         fixed = [b"Server: " + SERVER]
         for name, values in headers:
@@ -179,31 +193,47 @@ class Reads:
             match = _TAGS.match(path)
             return None if match is None else self._tagPage(head, match)
         if path == _BASE:
-            return _succeed(self._format(head, 200, {"Content-Type": "application/json"}, b"{}"))
+            return self._finish(self._allowed(head, None, lambda: None), head, self._baseAnswer)
         match = _MANIFEST.match(path)
         if match is not None:
             if head.method == b"GET" and not self._manifestGets:
                 return None
-            d = self._manifests.resolve(
-                match.group(1).decode("ascii"),
-                match.group(2).decode("ascii"),
-                head.headers.get(b"accept"),
-                head.headers.get(b"if-none-match"),
+            name, reference = match.group(1).decode("ascii"), match.group(2).decode("ascii")
+            d = self._allowed(
+                head,
+                name,
+                lambda: self._manifests.resolve(
+                    name, reference, head.headers.get(b"accept"), head.headers.get(b"if-none-match")
+                ),
             )
             return self._finish(d, head, self._manifestAnswer)
         match = _BLOB.match(path)
         if match is not None and head.method == b"HEAD":
-            d = self._blobs.resolve(
-                match.group(1).decode("ascii"),
-                match.group(2).decode("ascii"),
-                head.headers.get(b"if-none-match"),
-                _first(head.headers.get(b"range")),
+            name, digest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
+            d = self._allowed(
+                head,
+                name,
+                lambda: self._blobs.resolve(
+                    name, digest, head.headers.get(b"if-none-match"), _first(head.headers.get(b"range"))
+                ),
             )
             return self._finish(d, head, self._blobAnswer)
         match = _TAGS.match(path)
         if match is not None:
             return self._tagPage(head, match)
         return None
+
+    def _allowed(self, head, name, resolve):
+        """
+        C{resolve()}, once the caller may pull repository C{name} (None: the
+        API root), as the routes authorise it: the name checked first.
+        """
+        if self._authorize is None:
+            return maybeDeferred(resolve)
+        return Deferred.fromCoroutine(self._authorized(head, name)).addCallback(lambda _: resolve())
+
+    async def _authorized(self, head, name):
+        await self._authorize(head, [] if name is None else access.pull(validateName(name)))
 
     def _tagPage(self, head, match):
         arguments = {}
@@ -212,14 +242,20 @@ class Reads:
             if name not in _PAGE_ARGUMENTS or name in arguments:
                 return None  # anything but one n and one last: Klein's parsing
             arguments[name] = value.decode("ascii")
-        d = self._listings.tagPage(
-            head, match.group(1).decode("ascii"), arguments.get(b"n"), arguments.get(b"last")
+        repository = match.group(1).decode("ascii")
+        d = self._allowed(
+            head,
+            repository,
+            lambda: self._listings.tagPage(head, repository, arguments.get(b"n"), arguments.get(b"last")),
         )
         return self._finish(d, head, self._pageAnswer)
 
     def _pageAnswer(self, head, page):
         document, headers = page
         return self._format(head, 200, {"Content-Type": "application/json", **headers}, jsonBody(document))
+
+    def _baseAnswer(self, head, _):
+        return self._format(head, 200, {"Content-Type": "application/json"}, b"{}")
 
     def _manifestAnswer(self, head, answer):
         payload = answer.manifest.payload if answer.manifest is not None else b""
@@ -269,9 +305,3 @@ class Reads:
 
 def _first(values):
     return values[0].decode("latin-1") if values else None
-
-
-def _succeed(result):
-    d = Deferred()
-    d.callback(result)
-    return d

@@ -75,7 +75,7 @@ class StreamingChannel(http.HTTPChannel):
             if head is None:
                 return
             if head is not NOT_A_READ:
-                head.isSecure = self.isSecure
+                head.channel = self
             answer = None if head is NOT_A_READ else self._reads.answer(head)
             if answer is None:
                 self._handOver()

@@ -16,6 +16,7 @@ from jwt.algorithms import get_default_algorithms
 
 from registryd.auth.access import Access
 from registryd.auth.interfaces import Resource
+from registryd.auth import token as tokenModule
 from registryd.auth.keys import libtrustKeyID
 from registryd.auth.token import InvalidToken, TokenClaims, TokenVerifier, loadCertificates, loadJWKS
 
@@ -276,6 +277,58 @@ def test_clockIsInjected(pki):
     v.verify(token)
     clock.now = NOW + 300 + 61
     assertRejected(v, token, "expired")
+
+
+def test_aGoodTokenIsRememberedForAMinute(pki, monkeypatch):
+    """Its signature is checked once, not on every request that carries it."""
+    clock = Clock()
+    v = verifier(certificates=[pki.root], clock=clock)
+    token = chainToken(pki, exp=NOW + 3600)
+    checks = []
+    decode = tokenModule.decodeToken
+    monkeypatch.setattr(tokenModule, "decodeToken", lambda *a: checks.append(a) or decode(*a))
+    for _ in range(3):
+        assert v.verify(token).subject == "alice"
+    assert len(checks) == 1
+    clock.now = NOW + TokenVerifier.MEMORY + 1
+    assert v.verify(token).subject == "alice"
+    assert len(checks) == 2
+
+
+def test_aTokenIsNotRememberedPastItsExpiry(pki):
+    clock = Clock()
+    v = verifier(certificates=[pki.root], clock=clock, leeway=0)
+    token = chainToken(pki, exp=NOW + 10)
+    v.verify(token)
+    clock.now = NOW + 11
+    assertRejected(v, token, "expired")
+
+
+def test_badTokensAreNotRemembered(pki, monkeypatch):
+    v = verifier(certificates=[pki.root])
+    forged = chainToken(pki, aud="other")
+    checks = []
+    decode = tokenModule.decodeToken
+    monkeypatch.setattr(tokenModule, "decodeToken", lambda *a: checks.append(a) or decode(*a))
+    for _ in range(2):
+        assertRejected(v, forged, "another service")
+    assert len(checks) == 2
+
+
+def test_rememberedTokensAreBounded(pki, monkeypatch):
+    """Past REMEMBERED tokens, the oldest are checked again."""
+    monkeypatch.setattr(TokenVerifier, "REMEMBERED", 3)
+    v = verifier(certificates=[pki.root])
+    tokens = [chainToken(pki, jti=str(i)) for i in range(5)]
+    for token in tokens:
+        v.verify(token)
+    checks = []
+    decode = tokenModule.decodeToken
+    monkeypatch.setattr(tokenModule, "decodeToken", lambda *a: checks.append(a) or decode(*a))
+    v.verify(tokens[4])
+    assert checks == []
+    v.verify(tokens[0])
+    assert len(checks) == 1
 
 
 # What a token must not get past ------------------------------------------------

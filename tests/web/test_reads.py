@@ -4,6 +4,7 @@ as the Klein routes give, byte for byte but the Date, and the connection
 handed to twisted.web at the first request they do not take.
 """
 
+import base64
 import json
 import socket
 from types import SimpleNamespace
@@ -17,6 +18,9 @@ from twisted.internet.testing import StringTransport
 from twisted.internet.threads import deferToThread
 from twisted.logger import globalLogPublisher
 
+from registryd.auth.controllers import htpasswdController, tokenController
+from registryd.auth.htpasswd import Htpasswd, addUser
+from registryd.auth.token import TokenVerifier
 from registryd.driver.deferred import DeferredDriver
 from registryd.driver.memory import BlockingMemoryDriver, MemoryDriver
 from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_MANIFEST
@@ -25,6 +29,7 @@ from registryd.storage.registry import Registry
 from registryd.web.api import RegistryAPI
 from registryd.web.reads import NOT_A_READ, parseHead
 from registryd.web.site import RegistryRequest, RegistrySite
+from tests.auth.test_registry_tokens import ISSUER, KEY, REALM, SERVICE, token
 from tests.support import SocketClient, configWith, digestOf
 from tests.web.manifestkit import ALL_TYPES, index, pushImage
 
@@ -182,13 +187,24 @@ async def sites():
     await s.stop()
 
 
+class Authorized:
+    def __init__(self, client, authorization):
+        self._client = client
+        self._authorization = authorization
+
+    def request(self, method, path, headers=None, body=b""):
+        return self._client.request(method, path, {**(headers or {}), "Authorization": self._authorization}, body)
+
+
 def throughSlow(sites):
     """A client pushing content through the site without reads."""
     return SocketClient(SimpleNamespace(host=sites.slow, registry=sites.registry, url=f"http://{sites.slow}"))
 
 
-async def content(sites):
+async def content(sites, authorization=None):
     client = throughSlow(sites)
+    if authorization is not None:
+        client = Authorized(client, authorization)
     digest, payload = await pushImage(client, "lib/img", tag="v1")
     docker, _ = await pushImage(client, "lib/img", tag="d1", mediaType=DOCKER_MANIFEST, seed=b"d")
     listPayload = index([(_, DOCKER_MANIFEST, {"os": "linux", "architecture": "amd64"})], mediaType=DOCKER_LIST)
@@ -332,26 +348,60 @@ async def test_accessLogged():
     ]
 
 
-@pytest_twisted.ensureDeferred
-async def test_notAnsweredWithAuthentication(tmp_path):
-    """With authentication every request goes to twisted.web (and is challenged there)."""
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text("")
-    from registryd.config import loadConfig
+def basic(user, password):
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    config = tmp_path / "c.yaml"
-    config.write_text(f"version: 0.1\nstorage:\n  inmemory: {{}}\nauth:\n  htpasswd:\n    realm: r\n    path: {htpasswd}\n")
-    config = loadConfig(str(config))
+
+@pytest_twisted.ensureDeferred
+async def test_answeredAsTheRoutesAuthorise(tmp_path):
+    """With htpasswd and with tokens: challenges, refusals and answers as the routes give them."""
+    htpasswd = tmp_path / "htpasswd"
+    addUser(str(htpasswd), "alice", "secret", rounds=4)
+    verifier = TokenVerifier(ISSUER, SERVICE, certificates=[KEY.certificate])
+    controllers = {
+        "basic": htpasswdController("registry", Htpasswd(str(htpasswd))),
+        "token": tokenController(REALM, SERVICE, verifier),
+    }
+    readA = token([("repository", "lib/img", ["pull"])])
+    credentials = {
+        "basic": [None, basic("alice", "secret"), basic("alice", "wrong"), "Bearer x"],
+        "token": [None, f"Bearer {readA}", f"Bearer {token([])}", "Bearer not.a.token", basic("a", "b")],
+    }
     registry = Registry(MemoryDriver())
-    resource = makeResource(config, registry)
-    assert resource.reads is None
-    s = Sites(registry, config)
-    try:
-        answers, _ = await exchange(s.fast, head("GET", "/v2/a/manifests/v1"), ["GET"])
-        assert answers[0][0] == 401
-        assert s.twistedRequests(s.fast) == 1
-    finally:
-        await s.stop()
+    for kind, controller in controllers.items():
+        s = Sites(registry, accessController=controller)
+        try:
+            if kind == "basic":
+                digest, payload, _, layer = await content(s, basic("alice", "secret"))
+            pulls = [
+                ("GET", "/v2/"),
+                ("GET", "/v2/lib/img/manifests/v1"),
+                ("HEAD", f"/v2/lib/img/blobs/{layer}"),
+                ("GET", "/v2/lib/img/tags/list?n=1"),
+                ("GET", "/v2/other/manifests/v1"),
+                ("GET", "/v2/Bad_Name/manifests/v1"),
+            ]
+            data, methods = b"", []
+            for authorization in credentials[kind]:
+                for method, path in pulls:
+                    extra = {} if authorization is None else {"Authorization": authorization}
+                    data += head(method, path, Accept=OCI_MANIFEST, **extra)
+                    methods.append(method)
+            fast, _ = await exchange(s.fast, data, methods)
+            slow, _ = await exchange(s.slow, data, methods)
+            assert fast == slow
+            assert s.twistedRequests(s.fast) == 0
+            statuses = [status for status, _, _ in fast]
+            refused = [401] * 5 + [400]  # the name is checked before the caller
+            if kind == "basic":
+                assert statuses == refused + [200, 200, 200, 200, 404, 400] + refused + refused
+            else:
+                assert statuses == refused + [200, 200, 200, 200, 403, 400] + [200, 403, 403, 403, 403, 400] + refused + refused
+            assert fast[7][2] == payload
+            challenges = {dict(h).get("WWW-Authenticate") for status, h, _ in fast if status in (401, 403)}
+            assert None not in challenges
+        finally:
+            await s.stop()
 
 
 @pytest_twisted.ensureDeferred
