@@ -230,7 +230,7 @@ def pull(host, path, streams):
 
 
 def walk(host, path):
-    """Seconds to fetch a whole listing, following Link headers."""
+    """Milliseconds to fetch a whole listing following Link headers, and the items."""
     start = time.perf_counter()
     items = 0
     while path:
@@ -240,7 +240,7 @@ def walk(host, path):
         items += len(document.get("tags") or document.get("repositories") or [])
         link = headers.get("Link")
         path = urlsplit(link.split(";")[0].strip("<> ")).path + "?" + urlsplit(link.split(";")[0].strip("<> ")).query if link else None
-    return time.perf_counter() - start, items
+    return (time.perf_counter() - start) * 1000, items
 
 
 # The run.
@@ -301,9 +301,9 @@ class Bench:
             ("pull 256 MiB, 4 streams", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 4)),
             ("Range read 1 MiB, c16", "rps", lambda s: wrk(f"http://{s.host}/v2/bench/pull/blobs/{layerDigest}", 16, d, ["Range: bytes=1048576-2097151"])),
             ("manifest PUT, c8", "PUTs/s", lambda s: parallel(_manifestPuts, [(s.host, "bench/manifests", [(f"p{next(counter)}", self.manifest) for _ in range(100)]) for _ in range(8)])),
-            ("tags/list walk, 5,000 tags", "s", lambda s: walk(s.host, "/v2/bench/tags5k/tags/list?n=1000")[0]),
-            ("tags/list walk, 10,000 tags", "s", lambda s: walk(s.host, "/v2/bench/tags10k/tags/list?n=1000")[0]),
-            ("_catalog walk, 1,000 repositories", "s", lambda s: walk(s.host, "/v2/_catalog?n=100")[0]),
+            ("tags/list walk, 5,000 tags", "ms", lambda s: walk(s.host, "/v2/bench/tags5k/tags/list?n=1000")[0]),
+            ("tags/list walk, 10,000 tags", "ms", lambda s: walk(s.host, "/v2/bench/tags10k/tags/list?n=1000")[0]),
+            ("_catalog walk, 1,000 repositories", "ms", lambda s: walk(s.host, "/v2/_catalog?n=100")[0]),
         ]
         only = self.arguments.only
         return [m for m in metrics if not only or any(o.lower() in m[0].lower() for o in only)]
