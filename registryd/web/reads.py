@@ -2,13 +2,13 @@
 Pulls answered below twisted.web: the registry's hot path.
 
 Most of a registry's requests are pulls without a body: GET and HEAD of
-manifests, HEAD of blobs, pages of tag lists, the C{/v2/} probe.  Building a twisted.web
-L{Request} and routing it through Klein costs more than answering it, so a
-connection of a L{registryd.web.site.RegistrySite} reads request heads
-itself first (L{parseHead}) and hands the ones it recognises to L{Reads}.
-L{Reads} answers with the routes' own C{resolve} methods (one place decides
-what a pull is answered, errors included) and formats the response bytes
-itself.  The first request it does not take (a body, a blob download, a
+manifests, HEAD of blobs, pages of tag lists, the C{/v2/} probe.  Building
+a twisted.web L{Request} and routing it through Klein costs more than
+answering it, so a connection of a L{registryd.web.site.RegistrySite} reads
+request heads itself first (L{parseHead}) and hands the ones it recognises
+to L{Reads}.  L{Reads} answers with the routes' own C{resolve} methods (one
+place decides what a pull is answered, errors included) and formats the
+response bytes itself.  The first request it does not take (a body, a blob download, a
 query string other than a tag list's, HTTP/1.0, ...) and everything after
 it on that connection go to twisted.web as usual.
 
