@@ -22,7 +22,7 @@ from registryd.web.blobs import BlobRoutes
 from registryd.web.listings import ListingRoutes
 from registryd.web.manifests import ManifestRoutes
 from registryd.web.reads import Reads
-from registryd.web.responses import URLs, respond, respondJSON
+from registryd.web.responses import URLs, errorParts, respond, respondJSON
 
 log = Logger()
 
@@ -274,5 +274,4 @@ def _errorResponse(request, error):
         # body, not an error appended to it.
         request.loseConnection()
         return None
-    headers = {"Content-Type": "application/json", **error.headers}
-    return respond(request, error.status, headers, error.envelope())
+    return respond(request, *errorParts(error))

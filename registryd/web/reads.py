@@ -29,7 +29,7 @@ from twisted.web.server import version as SERVER
 from registryd import errors
 from registryd.auth import access
 from registryd.reference import validateName
-from registryd.web.responses import jsonBody
+from registryd.web.responses import errorParts, jsonBody
 
 MAX_HEAD = 16384  # larger heads are left to twisted.web's limits
 
@@ -188,67 +188,63 @@ class Reads:
             out to need twisted.web after all (an unexpected failure, which
             the route then meets again and reports).
         """
+        route = self._route(head)
+        if route is None:
+            return None
+        name, resolve, format = route
+        if self._authorize is None:
+            d = maybeDeferred(resolve)
+        else:
+            d = Deferred.fromCoroutine(self._authorized(head, name)).addCallback(lambda _: resolve())
+
+        def failed(failure):
+            if failure.check(errors.RegistryError):
+                return self._format(head, *errorParts(failure.value))
+            return None
+
+        return d.addCallbacks(lambda answer: format(head, answer), failed)
+
+    def _route(self, head):
+        """
+        C{(repository name or None, resolve, format)} for a pull these
+        answers take: C{resolve()} decides the answer as the route would,
+        C{format(head, answer)} makes its bytes.  None for any other request.
+        """
         path = head.path
         if head.query is not None:
             match = _TAGS.match(path)
             return None if match is None else self._tagPage(head, match)
         if path == _BASE:
-            return self._finish(self._allowed(head, None, lambda: None), head, self._baseAnswer)
+            return None, lambda: None, self._baseAnswer
         match = _MANIFEST.match(path)
         if match is not None:
             if head.method == b"GET" and not self._manifestGets:
                 return None
             name, reference = match.group(1).decode("ascii"), match.group(2).decode("ascii")
-            d = self._allowed(
-                head,
-                name,
-                lambda: self._manifests.resolve(
-                    name, reference, head.headers.get(b"accept"), head.headers.get(b"if-none-match")
-                ),
-            )
-            return self._finish(d, head, self._manifestAnswer)
+            accept, ifNoneMatch = head.headers.get(b"accept"), head.headers.get(b"if-none-match")
+            return name, lambda: self._manifests.resolve(name, reference, accept, ifNoneMatch), self._manifestAnswer
         match = _BLOB.match(path)
         if match is not None and head.method == b"HEAD":
             name, digest = match.group(1).decode("ascii"), match.group(2).decode("ascii")
-            d = self._allowed(
-                head,
-                name,
-                lambda: self._blobs.resolve(
-                    name, digest, head.headers.get(b"if-none-match"), _first(head.headers.get(b"range"))
-                ),
-            )
-            return self._finish(d, head, self._blobAnswer)
+            ifNoneMatch, rangeHeader = head.headers.get(b"if-none-match"), _first(head.headers.get(b"range"))
+            return name, lambda: self._blobs.resolve(name, digest, ifNoneMatch, rangeHeader), self._blobAnswer
         match = _TAGS.match(path)
-        if match is not None:
-            return self._tagPage(head, match)
-        return None
-
-    def _allowed(self, head, name, resolve):
-        """
-        C{resolve()}, once the caller may pull repository C{name} (None: the
-        API root), as the routes authorise it: the name checked first.
-        """
-        if self._authorize is None:
-            return maybeDeferred(resolve)
-        return Deferred.fromCoroutine(self._authorized(head, name)).addCallback(lambda _: resolve())
+        return None if match is None else self._tagPage(head, match)
 
     async def _authorized(self, head, name):
+        """As the routes authorise a pull of C{name} (None: the API root): the name checked first."""
         await self._authorize(head, [] if name is None else access.pull(validateName(name)))
 
     def _tagPage(self, head, match):
         arguments = {}
         for part in head.query.split(b"&") if head.query else ():
-            name, _, value = part.partition(b"=")
-            if name not in _PAGE_ARGUMENTS or name in arguments:
+            key, _, value = part.partition(b"=")
+            if key not in _PAGE_ARGUMENTS or key in arguments:
                 return None  # anything but one n and one last: Klein's parsing
-            arguments[name] = value.decode("ascii")
-        repository = match.group(1).decode("ascii")
-        d = self._allowed(
-            head,
-            repository,
-            lambda: self._listings.tagPage(head, repository, arguments.get(b"n"), arguments.get(b"last")),
-        )
-        return self._finish(d, head, self._pageAnswer)
+            arguments[key] = value.decode("ascii")
+        name = match.group(1).decode("ascii")
+        n, last = arguments.get(b"n"), arguments.get(b"last")
+        return name, lambda: self._listings.tagPage(head, name, n, last), self._pageAnswer
 
     def _pageAnswer(self, head, page):
         document, headers = page
@@ -263,18 +259,6 @@ class Reads:
 
     def _blobAnswer(self, head, answer):
         return self._format(head, answer.status, answer.headers, b"", answer.length)
-
-    def _finish(self, d, head, format):
-        def failed(failure):
-            if failure.check(errors.RegistryError):
-                return self._error(head, failure.value)
-            return None
-
-        return d.addCallbacks(lambda answer: format(head, answer), failed)
-
-    def _error(self, head, error):
-        headers = {"Content-Type": "application/json", **error.headers}
-        return self._format(head, error.status, headers, error.envelope())
 
     def _format(self, head, status, headers, body, length=None):
         """

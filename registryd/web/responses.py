@@ -26,6 +26,11 @@ def jsonBody(obj):
     return json.dumps(obj, separators=(",", ":")).encode("utf-8")
 
 
+def errorParts(error):
+    """The status, headers and body a L{errors.RegistryError} is answered with."""
+    return error.status, {"Content-Type": "application/json", **error.headers}, error.envelope()
+
+
 def respondJSON(request, obj, status=200, contentType="application/json", headers=None):
     return respond(request, status, {"Content-Type": contentType, **(headers or {})}, jsonBody(obj))
 

@@ -183,8 +183,9 @@ class RegistryRequest(server.Request):
     def _setReadSize(self, size):
         """
         Read the socket C{size} bytes at a time: a large body then passes
-        through the HTTP parser in batches, not 64 KiB pieces.  (TCP
-        transports have C{bufferSize}; others keep their own.)
+        through the HTTP parser in batches, not 64 KiB pieces.  (A socket's
+        own transport reads C{bufferSize} at a time; on a wrapper such as
+        TLS the setting is the wrapper's, and changes nothing.)
         """
         if isinstance(getattr(self.transport, "bufferSize", None), int):
             self.transport.bufferSize = size
