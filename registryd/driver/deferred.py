@@ -12,6 +12,7 @@ from twisted.internet.defer import inlineCallbacks, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
+from registryd.driver.durability import GroupCommit
 from registryd.driver.interfaces import IStorageDriver, IStorageReader, IStorageWriter
 from registryd.driver.paths import checkPath
 
@@ -99,11 +100,13 @@ class DeferredDriver:
     @param quick: The runner for calls that neither flush nor move much
         data: small metadata reads (C{getContent} of links and manifests,
         C{stat}), a reader's bounded chunks, opening a writer, small writes
-        and renames not asked to be durable; by default C{run}.  On a local
-        filesystem these cost microseconds, less than a trip to a thread pool
-        and back, so the filesystem driver runs them L{inline}, as Twisted's
-        own C{static.File} producer reads on the reactor.  Flushes, lists and
-        large writes stay with C{run}.
+        and renames; by default C{run}.  On a local filesystem these cost
+        microseconds, less than a trip to a thread pool and back, so the
+        filesystem driver runs them L{inline}, as Twisted's own
+        C{static.File} producer reads on the reactor.  Flushes, lists and
+        large writes stay with C{run}.  A durable C{putContent} or C{move}
+        is the same call followed by the blocking driver's C{flush}, shared
+        with concurrent writers through L{GroupCommit}.
     """
 
     def __init__(self, blocking, run, quick=None):
@@ -114,12 +117,16 @@ class DeferredDriver:
         # Looked up once: these are on every storage call's path.
         self._runners = {"_run": self._run, "_quick": self._quick}
         self._calls = {name: getattr(blocking, name) for name in ("getContent", "stat", "delete", "list")}
+        self._commit = GroupCommit(blocking.flush, run)
 
     getContent = _checked("getContent", "_quick")
 
     def putContent(self, path, content, durable=True):
-        run = self._run if durable or len(content) > SMALL_WRITE else self._quick
-        return run(self._blocking.putContent, checkPath(path), content, durable)
+        run = self._run if len(content) > SMALL_WRITE else self._quick
+        return self._flushed(run(self._blocking.putContent, checkPath(path), content), durable)
+
+    def _flushed(self, d, durable):
+        return d.addCallback(lambda _: self._commit.sync()) if durable else d
 
     stat = _checked("stat", "_quick")
     delete = _checked("delete")
@@ -139,8 +146,7 @@ class DeferredDriver:
         return d.addCallback(_Writer, self._run, self._quick)
 
     def move(self, source, destination, durable=True):
-        run = self._run if durable else self._quick
-        return run(self._blocking.move, checkPath(source), checkPath(destination), durable)
+        return self._flushed(self._quick(self._blocking.move, checkPath(source), checkPath(destination)), durable)
 
     def redirectURL(self, path, method):
         checkPath(path)

@@ -1,17 +1,20 @@
 """
-Group commit: many writers made durable by one C{syncfs}.
+Group commit: many writers made durable by one flush of the filesystem.
 
 A small write (a link, a manifest) that fsync'd its file and its directory
-cost two disk flushes; a manifest push writes four.  Instead, writers
-rename their files into place and then wait for one C{syncfs(2)} of the
-filesystem that I{started} after their rename: concurrent writers share it,
-so the flushes per second stay flat however many writes there are.
+cost two disk flushes; a manifest push writes four.  Instead, writers put
+their files in place and then wait for one flush (C{syncfs(2)}) that
+I{started} after their write: concurrent writers share it, so the flushes
+per second stay flat however many writes there are.  The waiting happens on
+the reactor, as Deferreds: one trip to a thread per flush, not per writer.
 """
 
 import ctypes
 import ctypes.util
 import os
-import threading
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _syncfs = getattr(_libc, "syncfs", None)
@@ -32,43 +35,50 @@ def startWriteback(fd, offset, length):
         _syncFileRange(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
-class GroupSync:
-    """Blocking C{sync()} calls (from pool threads) sharing flushes of one filesystem."""
+def syncFilesystem(fd):
+    """Flush the whole filesystem holding open file C{fd} (blocking)."""
+    if _syncfs is None:
+        os.sync()
+    elif _syncfs(fd) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
 
-    def __init__(self, directory):
-        self._fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        self._condition = threading.Condition()
-        self._started = 0
-        self._finished = 0
+
+class GroupCommit:
+    """
+    Flushes shared by the writers waiting for them, at most one running.
+
+    @param flush: The blocking flush.
+    @param run: A runner (see L{registryd.driver.deferred}) to call it with.
+    """
+
+    def __init__(self, flush, run):
+        self._flush = flush
+        self._run = run
         self._running = False
-
-    def _flush(self):
-        if _syncfs is None:
-            os.sync()
-        elif _syncfs(self._fd) != 0:
-            error = ctypes.get_errno()
-            raise OSError(error, os.strerror(error))
+        self._waiting = []
 
     def sync(self):
-        """Return once everything written before the call is durable."""
-        with self._condition:
-            # A flush already running may have started before our writes.
-            needed = self._started + 1
-            while self._finished < needed:
-                if self._running:
-                    self._condition.wait()
-                    continue
-                self._running = True
-                self._started += 1
-                mine = self._started
-                self._condition.release()
-                try:
-                    self._flush()
-                finally:
-                    self._condition.acquire()
-                    self._running = False
-                    self._finished = max(self._finished, mine)
-                    self._condition.notify_all()
+        """
+        @return: A Deferred firing once everything written before the call
+            is durable, or failing with the flush's error.
+        """
+        d = Deferred()
+        self._waiting.append(d)
+        if not self._running:
+            self._start()
+        return d
 
-    def close(self):
-        os.close(self._fd)
+    def _start(self):
+        # A flush already running may have started before the waiters' writes.
+        self._running = True
+        batch, self._waiting = self._waiting, []
+
+        def finished(result):
+            self._running = False
+            for d in batch:
+                d.errback(result) if isinstance(result, Failure) else d.callback(None)
+            if self._waiting and not self._running:
+                self._start()
+
+        self._run(self._flush).addBoth(finished)

@@ -2,12 +2,12 @@
 The filesystem driver: driver paths are files beneath a root directory.
 
 Its blocking calls run in a thread pool, but for reads (small metadata, and
-the bounded chunks of a blob stream), which the page cache answers in
-microseconds.  Small content is written to a
-temporary file and renamed into place, so it is never seen half-written;
-before the call returns, a filesystem flush shared with concurrent writers
-(L{GroupSync}) makes it and any new directory entries durable.  Writers'
-files are fsync'd themselves when closed or committed.
+the bounded chunks of a blob stream) and small writes, which the page cache
+answers in microseconds.  Small content is written to a temporary file and
+renamed into place, so it is never seen half-written; a durable write then
+waits for a flush of the filesystem shared with concurrent writers
+(L{GroupCommit}), which makes it and any new directory entries durable.
+Writers' files are fsync'd themselves when closed or committed.
 """
 
 import errno
@@ -18,7 +18,7 @@ import shutil
 import stat as _stat
 
 from registryd.driver.deferred import DeferredDriver, inThreadPool, inline
-from registryd.driver.durability import GroupSync, startWriteback
+from registryd.driver.durability import startWriteback, syncFilesystem
 from registryd.driver.interfaces import (
     FileInfo,
     InvalidOffsetError,
@@ -51,6 +51,19 @@ def _makeDirectories(directory):
     except FileExistsError:
         if not os.path.isdir(directory):
             raise
+
+
+def _create(local):
+    """
+    A new file at C{local} open for writing, its directories made as needed
+    (after trying: they usually exist).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(local, flags, 0o666)
+    except FileNotFoundError:
+        _makeDirectories(os.path.dirname(local))
+        return os.open(local, flags, 0o666)
 
 
 def _exclusive(file, path, truncate=False):
@@ -139,7 +152,6 @@ class BlockingFilesystemDriver:
     def __init__(self, root):
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
-        self._durable = GroupSync(self.root)
 
     def _local(self, path):
         # A checked path is absolute with no "." or ".." segments: appended to
@@ -154,20 +166,28 @@ class BlockingFilesystemDriver:
             finally:
                 os.close(fd)
 
-    def putContent(self, path, content, durable=True):
+    def putContent(self, path, content):
         local = self._local(path)
-        directory = os.path.dirname(local)
-        _makeDirectories(directory)
-        temporary = os.path.join(directory, _TEMP_PREFIX + secrets.token_hex(8))
+        temporary = f"{os.path.dirname(local)}/{_TEMP_PREFIX}{secrets.token_hex(8)}"
+        fd = _create(temporary)
         try:
-            with open(temporary, "wb") as f:
-                f.write(content)
+            try:
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             os.replace(temporary, local)
         except BaseException:
             _removeQuietly(temporary)
             raise
-        if durable:
-            self._durable.sync()
+
+    def flush(self):
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            syncFilesystem(fd)
+        finally:
+            os.close(fd)
 
     def openRead(self, path, offset):
         with _missingAs(path):
@@ -215,7 +235,7 @@ class BlockingFilesystemDriver:
                 infos.append(FileInfo(prefix + entry.name, 0 if isDir else st.st_size, st.st_mtime, isDir))
         return infos
 
-    def move(self, source, destination, durable=True):
+    def move(self, source, destination):
         local = self._local(source)
         target = self._local(destination)
         if os.path.isdir(target):
@@ -223,8 +243,6 @@ class BlockingFilesystemDriver:
         _makeDirectories(os.path.dirname(target))
         with _missingAs(source):
             os.replace(local, target)
-        if durable:
-            self._durable.sync()
 
     def delete(self, path):
         local = self._local(path)

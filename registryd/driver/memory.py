@@ -129,8 +129,11 @@ class BlockingMemoryDriver:
     def getContent(self, path):
         return bytes(self._file(path).data)
 
-    def putContent(self, path, content, durable=True):
+    def putContent(self, path, content):
         self._create(path, _File(content))
+
+    def flush(self):
+        """Nothing to make durable: the memory driver forgets on exit anyway."""
 
     def openRead(self, path, offset):
         file = self._file(path)
@@ -163,7 +166,7 @@ class BlockingMemoryDriver:
     def listInfo(self, path):
         return [self.stat(_join(path, name)) for name in self._directory(path)]
 
-    def move(self, source, destination, durable=True):
+    def move(self, source, destination):
         file = self._file(source)
         if source == destination:
             return

@@ -82,3 +82,16 @@ def test_startWriteback(tmp_path):
     with open(path, "rb") as f:
         startWriteback(f.fileno(), 0, 100_000)
     assert path.read_bytes() == b"x" * 100_000
+
+
+@pytest_twisted.ensureDeferred
+async def test_contentFilesAreOrdinaryFiles(tmp_path):
+    """New files and directories get the usual modes (the umask's), as open() would give."""
+    umask = os.umask(0o022)
+    try:
+        driver = FilesystemDriver(str(tmp_path))
+        await driver.putContent("/new/dirs/file", b"x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "new/dirs/file").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "new/dirs").stat().st_mode & 0o777 == 0o755
