@@ -14,50 +14,81 @@ from registryd.service import RegistryService
 from registryd.storage import paths
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry
-from registryd.storage.uploads import formatStartedAt
+from registryd.storage.uploads import newUploadID, startedAtOf
 
 DAY = 86400.0
 NOW = 1_800_000_000.0
 
 
-async def session(driver, name, uploadID, startedAt):
+async def session(driver, name, startedAt, hashStates=()):
+    """A session as registryd keeps one: its file, and saved hash states beside it."""
+    uploadID = newUploadID(startedAt)
     await driver.putContent(paths.uploadData(name, uploadID), b"partial")
+    for offset in hashStates:
+        await driver.putContent(paths.uploadHashState(name, uploadID, offset), b"state")
+    return uploadID
+
+
+async def legacySession(driver, name, uploadID, startedAt):
+    """A session directory as Distribution leaves one, with or without its startedat."""
+    directory = f"{paths.uploads(name)}/{uploadID}"
+    await driver.putContent(f"{directory}/data", b"partial")
     if startedAt is not None:
-        await driver.putContent(paths.uploadStartedAt(name, uploadID), formatStartedAt(startedAt).encode())
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(startedAt)) + ".123456789Z"
+        await driver.putContent(f"{directory}/startedat", stamp.encode())
+    return directory
 
 
-OLD = "00000000-0000-4000-8000-000000000001"
-NEW = "00000000-0000-4000-8000-000000000002"
-NESTED = "00000000-0000-4000-8000-000000000003"
+def test_uploadIDsCarryTheirStartTime():
+    uploadID = newUploadID(NOW + 0.25)
+    assert uploadID[14] == "7"  # a UUID version 7
+    assert startedAtOf(uploadID) == NOW + 0.25
+    assert newUploadID(NOW) != newUploadID(NOW)
+    assert startedAtOf("00000000-0000-4000-8000-000000000001") is None  # version 4
+    assert startedAtOf("../../x") is None
 
 
 @pytest_twisted.ensureDeferred
 async def test_purgesOnlyOldSessions():
     driver = MemoryDriver()
-    await session(driver, "a", OLD, NOW - 8 * DAY)
-    await session(driver, "a", NEW, NOW - 1 * DAY)
-    await session(driver, "deep/name/x", NESTED, NOW - 30 * DAY)
+    old = await session(driver, "a", NOW - 8 * DAY, hashStates=[100, 200])
+    new = await session(driver, "a", NOW - 1 * DAY, hashStates=[100])
+    nested = await session(driver, "deep/name/x", NOW - 30 * DAY)
     purged = await purgeUploads(driver, 7 * DAY, now=NOW)
-    assert sorted(purged) == sorted([paths.upload("a", OLD), paths.upload("deep/name/x", NESTED)])
-    assert await driver.list(paths.uploads("a")) == [paths.upload("a", NEW)]
+    assert sorted(purged) == sorted(
+        [
+            paths.uploadData("a", old),
+            paths.uploadHashState("a", old, 100),
+            paths.uploadHashState("a", old, 200),
+            paths.uploadData("deep/name/x", nested),
+        ]
+    )
+    assert sorted(await driver.list(paths.uploads("a"))) == [
+        paths.uploadData("a", new),
+        paths.uploadHashState("a", new, 100),
+    ]
     assert await driver.list(paths.uploads("deep/name/x")) == []
 
 
 @pytest_twisted.ensureDeferred
 async def test_dryRunDeletesNothing():
     driver = MemoryDriver()
-    await session(driver, "a", OLD, NOW - 8 * DAY)
-    assert await purgeUploads(driver, 7 * DAY, now=NOW, dryrun=True) == [paths.upload("a", OLD)]
-    assert await driver.list(paths.uploads("a")) == [paths.upload("a", OLD)]
+    old = await session(driver, "a", NOW - 8 * DAY)
+    assert await purgeUploads(driver, 7 * DAY, now=NOW, dryrun=True) == [paths.uploadData("a", old)]
+    assert await driver.list(paths.uploads("a")) == [paths.uploadData("a", old)]
 
 
 @pytest_twisted.ensureDeferred
-async def test_sessionWithoutStartedAtUsesModificationTime():
+async def test_legacySessionDirectories():
+    """Distribution's session directories are dated by startedat, or else their modification time."""
     driver = MemoryDriver()
-    await session(driver, "a", OLD, None)
     now = time.time()
-    assert await purgeUploads(driver, 7 * DAY, now=now) == []  # just written
-    assert await purgeUploads(driver, 7 * DAY, now=now + 8 * DAY) == [paths.upload("a", OLD)]
+    old = await legacySession(driver, "a", "00000000-0000-4000-8000-000000000001", now - 8 * DAY)
+    young = await legacySession(driver, "a", "00000000-0000-4000-8000-000000000002", now - 1 * DAY)
+    undated = await legacySession(driver, "a", "00000000-0000-4000-8000-000000000003", None)
+    assert await purgeUploads(driver, 7 * DAY, now=now) == [old]
+    assert sorted(await driver.list(paths.uploads("a"))) == sorted([young, undated])
+    assert sorted(await purgeUploads(driver, 7 * DAY, now=now + 8 * DAY)) == sorted([young, undated])
 
 
 @pytest_twisted.ensureDeferred
@@ -98,13 +129,13 @@ async def test_serviceRunsPurgingPeriodically():
     assert len(timers) == 1
     assert timers[0].step == 3600.0
     driver = service.registry.driver
-    await session(driver, "a", OLD, 0.0)  # 1970
+    await session(driver, "a", 0.0)  # 1970
     clock = Clock()
     timers[0].clock = clock
     service.startService()
     try:
         assert await driver.list(paths.uploads("a")) == []  # the first run is at start
-        await session(driver, "a", OLD, 0.0)
+        await session(driver, "a", 0.0)
         clock.advance(3600)
         assert await driver.list(paths.uploads("a")) == []
     finally:

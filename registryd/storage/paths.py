@@ -59,27 +59,19 @@ def uploads(name):
     return f"{repository(name)}/_uploads"
 
 
-def upload(name, uploadID):
+# registryd's own: Distribution keeps a directory per session (startedat,
+# data, Go-encoded hash states).  One file per session, the start time in its
+# ID, means a monolithic push neither creates nor frees a session inode beyond
+# the data, which becomes the blob: on ext4 every freed inode is skipped, for
+# a while, by each new allocation.
+def uploadData(name, uploadID):
+    """The bytes of an upload session; the session exists while this file does."""
     return f"{uploads(name)}/{uploadID}"
 
 
-def uploadData(name, uploadID):
-    return f"{upload(name, uploadID)}/data"
-
-
-def uploadStartedAt(name, uploadID):
-    return f"{upload(name, uploadID)}/startedat"
-
-
-# registryd's own: Distribution keeps Go-encoded states in hashstates/, which
-# these (OpenSSL's SHA256_CTX) are not.
-def uploadHashStates(name, uploadID):
-    return f"{upload(name, uploadID)}/registryd-hashstates/sha256"
-
-
 def uploadHashState(name, uploadID, offset):
-    """The saved hash state of the first C{offset} bytes of an upload."""
-    return f"{uploadHashStates(name, uploadID)}/{offset}"
+    """The saved hash state (OpenSSL's SHA256_CTX) of the first C{offset} bytes of an upload."""
+    return f"{uploadData(name, uploadID)}.sha256-{offset}"
 
 
 # registryd's own addition: Distribution skips directories starting with "_"

@@ -3,14 +3,16 @@ Upload purging: sessions older than an age are deleted, as Distribution's
 C{storage.maintenance.uploadpurging} does, so abandoned uploads do not pile up.
 """
 
+import re
 import time
+from datetime import datetime
 
 from twisted.logger import Logger
 
 from registryd.concurrency import deferred
 from registryd.driver.interfaces import PathNotFoundError
 from registryd.storage import paths
-from registryd.storage.uploads import parseStartedAt
+from registryd.storage.uploads import startedAtOf
 
 log = Logger()
 
@@ -18,9 +20,10 @@ log = Logger()
 @deferred
 async def purgeUploads(driver, age, now=None, dryrun=False):
     """
-    Delete upload sessions started more than C{age} seconds before C{now}.
-    A session without a readable C{startedat} counts from its directory's
-    modification time.
+    Delete upload sessions started more than C{age} seconds before C{now}:
+    a session's file and its saved hash states, dated by the session ID.  A
+    session directory as Distribution (and earlier registryd) left it
+    counts from its C{startedat}, or else from its modification time.
 
     @return: Deferred firing with the list of session paths deleted (or, with
         C{dryrun}, that would be).
@@ -41,21 +44,13 @@ async def purgeUploads(driver, age, now=None, dryrun=False):
         return []
     purged = []
     for uploads in sessions:
-        for session in await driver.list(uploads):
-            try:
-                startedAt = parseStartedAt(await driver.getContent(session + "/startedat"))
-            except PathNotFoundError:
-                startedAt = None
-            if startedAt is None:
-                try:
-                    startedAt = (await driver.stat(session)).modTime
-                except PathNotFoundError:
-                    continue  # finished meanwhile
-            if now - startedAt > age:
-                purged.append(session)
+        for entry in await driver.list(uploads):
+            startedAt = await _startedAt(driver, entry)
+            if startedAt is not None and now - startedAt > age:
+                purged.append(entry)
                 if not dryrun:
                     try:
-                        await driver.delete(session)
+                        await driver.delete(entry)
                     except PathNotFoundError:
                         pass
     if purged:
@@ -66,3 +61,31 @@ async def purgeUploads(driver, age, now=None, dryrun=False):
             age=age,
         )
     return purged
+
+
+async def _startedAt(driver, entry):
+    """When the session C{entry} (a file of one, or a legacy directory) started; None if gone."""
+    startedAt = startedAtOf(entry.rsplit("/", 1)[1].split(".", 1)[0])
+    if startedAt is not None:
+        return startedAt
+    try:
+        startedAt = _parseStartedAt(await driver.getContent(entry + "/startedat"))
+    except PathNotFoundError:
+        pass
+    if startedAt is None:
+        try:
+            startedAt = (await driver.stat(entry)).modTime
+        except PathNotFoundError:
+            pass  # finished meanwhile
+    return startedAt
+
+
+def _parseStartedAt(content):
+    """Seconds since the epoch from a C{startedat} file (RFC 3339), or None if unreadable."""
+    text = content.decode("ascii", "replace").strip()
+    # Go writes nanoseconds; Python's parser takes at most microseconds.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None

@@ -1,20 +1,20 @@
 """
 Upload sessions, kept in storage so any process can continue them.
 
-A session is a directory C{_uploads/<id>} holding C{startedat} and the bytes
-received so far in C{data}.  Bytes are hashed as they arrive.  The hash state
-is kept in a bounded in-process cache keyed by session and size, and saved
-beside the data whenever the session is closed (L{hashstate}), so another
-process resumes hashing where this one stopped; a session whose state
-cannot be restored is re-hashed from storage at commit.  One process lets
-one request at a time work on a session.
+A session is one file, C{_uploads/<id>}, holding the bytes received so far;
+its ID (a UUID version 7) records when it started.  Bytes are hashed as they
+arrive.  The hash state is kept in a bounded in-process cache keyed by
+session and size, and saved beside the data whenever the session is closed
+(L{hashstate}), so another process resumes hashing where this one stopped; a
+session whose state cannot be restored is re-hashed from storage at commit.
+One process lets one request at a time work on a session.
 """
 
 import collections
 import re
+import secrets
 import time
 import uuid
-from datetime import datetime, timezone
 
 from twisted.internet.defer import gatherResults
 from zope.interface import implementer
@@ -56,20 +56,17 @@ class HasherCache:
         self._entries.pop(uploadID, None)
 
 
-def formatStartedAt(when):
-    """Distribution's C{startedat} format: RFC 3339 in UTC."""
-    return datetime.fromtimestamp(when, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+def newUploadID(now):
+    """A UUID version 7 (RFC 9562): its first 48 bits are C{now} in milliseconds."""
+    value = (int(now * 1000) << 80) | (7 << 76) | (secrets.randbits(12) << 64) | (2 << 62) | secrets.randbits(62)
+    return str(uuid.UUID(int=value))
 
 
-def parseStartedAt(content):
-    """Seconds since the epoch from a C{startedat} file, or None if unreadable."""
-    text = content.decode("ascii", "replace").strip()
-    # Go writes nanoseconds; Python's parser takes at most microseconds.
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
+def startedAtOf(uploadID):
+    """When an upload ID of L{newUploadID} was made (seconds since the epoch), else None."""
+    if _UUID.match(uploadID) and uploadID[14] == "7":
+        return int(uploadID[:8] + uploadID[9:13], 16) / 1000
+    return None
 
 
 def _unknown(uploadID):
@@ -130,17 +127,17 @@ class Upload:
             self._release()
 
     async def _saveHashState(self):
-        driver = self._driver
         # Not flushed: a state lost in a crash only costs re-hashing.
-        await driver.putContent(
+        await self._driver.putContent(
             paths.uploadHashState(self.name, self.id, self.size), self._hasher.state(), durable=False
         )
-        if self._savedAt is not None:
-            try:
-                await driver.delete(paths.uploadHashState(self.name, self.id, self._savedAt))
-            except PathNotFoundError:
-                pass
+        await self._deleteHashState()
         self._savedAt = self.size
+
+    async def _deleteHashState(self):
+        if self._savedAt is not None:
+            await _deleteQuietly(self._driver, paths.uploadHashState(self.name, self.id, self._savedAt))
+            self._savedAt = None
 
     @deferred
     async def commit(self, digest):
@@ -185,22 +182,17 @@ class Upload:
             existing = None
         if existing is None or existing.size != self.size:
             await self._driver.move(data, paths.blobData(digest), durable=False)
+        else:
+            await _deleteQuietly(self._driver, data)  # stored before
         await writeLink(self._driver, paths.layerLink(self.name, digest), digest)
-        await self._deleteSession()
-
-    @deferred
-    async def _deleteSession(self):
-        try:
-            await self._driver.delete(paths.upload(self.name, self.id))
-        except PathNotFoundError:
-            pass
+        await self._deleteHashState()
 
     @deferred
     async def _discard(self):
         try:
             await self._writer.cancel()
         finally:
-            await self._deleteSession()
+            await self._deleteHashState()
 
     @deferred
     async def cancel(self):
@@ -214,19 +206,14 @@ class Upload:
 @deferred
 async def createUpload(context, name):
     """Start a new session in repository C{name}."""
-    uploadID = str(uuid.uuid4())
-    startedAt = time.time()
+    uploadID = newUploadID(time.time())
     await context.uploadLocks.acquire(uploadID)
     try:
-        # Not flushed: a session lost in a crash is restarted by its client.
-        await context.driver.putContent(
-            paths.uploadStartedAt(name, uploadID), formatStartedAt(startedAt).encode(), durable=False
-        )
         writer = await context.driver.writer(paths.uploadData(name, uploadID))
     except BaseException:
         context.uploadLocks.release(uploadID)
         raise
-    return Upload(context, name, uploadID, startedAt, writer, newHasher())
+    return Upload(context, name, uploadID, startedAtOf(uploadID), writer, newHasher())
 
 
 @deferred
@@ -237,9 +224,6 @@ async def resumeUpload(context, name, uploadID):
     await context.uploadLocks.acquire(uploadID)
     try:
         try:
-            startedAt = parseStartedAt(
-                await context.driver.getContent(paths.uploadStartedAt(name, uploadID))
-            )
             writer = await context.driver.writer(paths.uploadData(name, uploadID), append=True)
         except PathNotFoundError:
             raise _unknown(uploadID) from None
@@ -263,4 +247,11 @@ async def resumeUpload(context, name, uploadID):
                 hasher = ResumableSHA256(state)
         except (PathNotFoundError, ValueError):
             pass
-    return Upload(context, name, uploadID, startedAt, writer, hasher, savedAt)
+    return Upload(context, name, uploadID, startedAtOf(uploadID), writer, hasher, savedAt)
+
+
+async def _deleteQuietly(driver, path):
+    try:
+        await driver.delete(path)
+    except PathNotFoundError:
+        pass

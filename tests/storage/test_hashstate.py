@@ -49,8 +49,10 @@ async def test_anotherProcessResumesTheHash(tmp_path):
     upload = await first.repository("a").blobs.createUpload()
     await upload.write(data[:1_000_000])
     await upload.close()
-    states = await first.driver.list(paths.uploadHashStates("a", upload.id))
-    assert states == [paths.uploadHashState("a", upload.id, 1_000_000)]
+    assert sorted(await first.driver.list(paths.uploads("a"))) == [
+        paths.uploadData("a", upload.id),
+        paths.uploadHashState("a", upload.id, 1_000_000),
+    ]
     # A second registry over the same root: as another process would be.
     counting = CountingReads(FilesystemDriver(str(tmp_path)))
     second = Registry(counting)
@@ -58,16 +60,18 @@ async def test_anotherProcessResumesTheHash(tmp_path):
     await resumed.write(data[1_000_000:2_000_000])
     await resumed.close()
     # Only the newest state is kept.
-    assert await counting.list(paths.uploadHashStates("a", upload.id)) == [
-        paths.uploadHashState("a", upload.id, 2_000_000)
+    assert sorted(await counting.list(paths.uploads("a"))) == [
+        paths.uploadData("a", upload.id),
+        paths.uploadHashState("a", upload.id, 2_000_000),
     ]
     third = Registry(counting)
     last = await third.repository("a").blobs.resumeUpload(upload.id)
     await last.write(data[2_000_000:])
     info = await last.commit(Digest.of(data))
     assert info.size == len(data)
-    # Committed without reading the data back to hash it.
+    # Committed without reading the data back to hash it, and nothing left behind.
     assert counting.reads == []
+    assert await counting.list(paths.uploads("a")) == []
 
 
 @pytest_twisted.ensureDeferred
@@ -77,7 +81,7 @@ async def test_missingStateFallsBackToRehashing(tmp_path):
     upload = await first.repository("a").blobs.createUpload()
     await upload.write(data[:50_000])
     await upload.close()
-    await first.driver.delete(paths.uploadHashStates("a", upload.id))
+    await first.driver.delete(paths.uploadHashState("a", upload.id, 50_000))
     counting = CountingReads(FilesystemDriver(str(tmp_path)))
     resumed = await Registry(counting).repository("a").blobs.resumeUpload(upload.id)
     await resumed.write(data[50_000:])
