@@ -50,11 +50,6 @@ def tagCurrentLink(name, tag):
     return f"{tags(name)}/{tag}/current/link"
 
 
-def tagIndexLink(name, tag, digest):
-    digest = Digest.parse(digest)
-    return f"{tags(name)}/{tag}/index/{digest.algorithm}/{digest.hex}/link"
-
-
 def uploads(name):
     return f"{repository(name)}/_uploads"
 

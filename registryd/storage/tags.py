@@ -1,4 +1,12 @@
-"""A repository's tags: C{current/link} names the manifest, C{index/} its history."""
+"""
+A repository's tags: C{<tag>/current/link} names the manifest.
+
+Distribution also keeps each tag's history, a link per digest it ever named
+under C{<tag>/index/}.  Nothing reads it (Distribution looks tags up through
+C{current}, and its garbage collector skips missing entries), and it made a
+new tag four more inodes (three directories and a link), so registryd does
+not write it.
+"""
 
 import time
 
@@ -37,13 +45,10 @@ class TagService:
         return digest
 
     def tag(self, tag, digest):
-        # The index entry first, so the current link never names a digest
-        # the tag's history lacks; each write replaces its file atomically.
         return self._context.tagLocks.run((self._name, tag), self._tag, tag, digest)
 
     @deferred
     async def _tag(self, tag, digest):
-        await writeLink(self._driver, paths.tagIndexLink(self._name, tag, digest), digest, durable=False)
         await writeLink(self._driver, paths.tagCurrentLink(self._name, tag), digest)
         self._context.tagLists.discard(self._name)
 
