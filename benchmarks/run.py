@@ -252,7 +252,17 @@ class Bench:
         self.work = tempfile.mkdtemp(prefix="registryd-bench-")
         self.results = {}
         self.big = os.urandom(BIG)
-        self.bigDigest = digestOf(self.big)
+        self.pushes = 0
+
+    def newBlob(self):
+        """
+        A 256 MiB blob neither server stores yet, and its digest: pushing
+        the same blob again measures the registries' handling of a
+        duplicate (written, then dropped), not storing a new layer.
+        """
+        self.pushes += 1
+        data = self.pushes.to_bytes(8, "big") + self.big[8:]
+        return data, digestOf(data)
 
     def prepare(self, root):
         os.makedirs(root)
@@ -294,8 +304,8 @@ class Bench:
             metrics.append((f"blob HEAD c{c} (hey)", "rps", lambda s, c=c: hey(f"http://{s.host}/v2/bench/pull/blobs/{layerDigest}", c, d)))
         counter = iter(range(10**9))
         metrics += [
-            ("push 256 MiB monolithic", "MiB/s", lambda s: pushMonolithic(s.host, f"push/mono{next(counter)}", self.big, self.bigDigest)),
-            ("push 256 MiB in 8 MiB chunks", "MiB/s", lambda s: pushChunked(s.host, f"push/chunked{next(counter)}", self.big, self.bigDigest)),
+            ("push 256 MiB monolithic", "MiB/s", lambda s: pushMonolithic(s.host, f"push/mono{next(counter)}", *self.newBlob())),
+            ("push 256 MiB in 8 MiB chunks", "MiB/s", lambda s: pushChunked(s.host, f"push/chunked{next(counter)}", *self.newBlob())),
             ("2000 pushes of 4 KiB, c16", "pushes/s", lambda s: parallel(_smallPushes, [(s.host, f"small/r{next(counter)}", [os.urandom(4096) for _ in range(125)]) for _ in range(16)])),
             ("pull 256 MiB, 1 stream", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 1)),
             ("pull 256 MiB, 4 streams", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 4)),
