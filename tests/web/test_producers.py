@@ -1,10 +1,16 @@
-"""The blob producer reads only as fast as the client takes bytes."""
+"""The blob producers read only as fast as the client takes bytes."""
+
+import hashlib
+import os
 
 import pytest_twisted
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 
-from registryd.web.producers import CHUNK, ReaderProducer
+from registryd.web import producers
+from registryd.web.producers import CHUNK, ReaderProducer, isLoopback
+from tests.support import makeClient, pushBlob
 
 
 class SlowReader:
@@ -108,8 +114,6 @@ def test_synchronousReadsDoNotRecurse():
 
     consumer = Consumer()
     size = 5000 * 16
-    import registryd.web.producers as producers
-
     original = producers.CHUNK
     producers.CHUNK = 16
     try:
@@ -119,32 +123,135 @@ def test_synchronousReadsDoNotRecurse():
     assert done.called and consumer.written == size
 
 
-@pytest_twisted.ensureDeferred
-async def test_plainTCPFilesystemBlobsGoBySendfile(monkeypatch):
-    """A filesystem blob over plain TCP is sent with sendfile(2), whole and exact, ranges too."""
-    import hashlib
-    import os
+async def _pullsWhole(client, sent):
+    """A 12 MiB blob pushed and pulled whole and by range, with C{sent} counting socket writes."""
+    data = os.urandom(12 * 1024 * 1024 + 7)
+    digest = await pushBlob(client, "s", data)
+    r = await client.request("GET", f"/v2/s/blobs/{digest}")
+    assert r.status == 200
+    assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
+    assert sum(sent) > len(data) // 2  # most of it straight to the socket
+    sent.clear()
+    r = await client.request("GET", f"/v2/s/blobs/{digest}", headers={"Range": "bytes=1000000-5000000"})
+    assert (r.status, r.body) == (206, data[1000000:5000001])
 
-    from registryd.web import producers
-    from tests.support import makeClient, pushBlob
 
+def _counting(monkeypatch, target, name):
     sent = []
-    real = os.sendfile
+    real = getattr(target, name)
 
     def counting(*args):
         n = real(*args)
         sent.append(n)
         return n
 
-    monkeypatch.setattr(producers.os, "sendfile", counting)
+    monkeypatch.setattr(target, name, counting)
+    return sent
+
+
+@pytest_twisted.ensureDeferred
+async def test_remotePeersGetBlobsBySendfile(monkeypatch):
+    """A filesystem blob over plain TCP to another host is sent with sendfile(2), whole and exact, ranges too."""
+    sent = _counting(monkeypatch, producers.os, "sendfile")
+    monkeypatch.setattr(producers, "isLoopback", lambda address: False)
     client = await makeClient("filesystem")
     try:
-        data = os.urandom(12 * 1024 * 1024 + 7)
-        digest = await pushBlob(client, "s", data)
-        r = await client.request("GET", f"/v2/s/blobs/{digest}")
-        assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
-        assert sum(sent) > len(data) // 2  # most of it without Python copies
-        r = await client.request("GET", f"/v2/s/blobs/{digest}", headers={"Range": "bytes=1000000-5000000"})
-        assert (r.status, r.body) == (206, data[1000000:5000001])
+        await _pullsWhole(client, sent)
     finally:
         await client.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_loopbackPeersGetBlobsByCopies(monkeypatch):
+    """Over loopback the same bytes go by pread and send to the socket, sendfile unused."""
+    sendfiles = _counting(monkeypatch, producers.os, "sendfile")
+    reads = []
+    real = producers.os.pread
+    monkeypatch.setattr(producers.os, "pread", lambda *args: reads.append(args[1]) or real(*args))
+    client = await makeClient("filesystem")
+    try:
+        await _pullsWhole(client, reads)
+    finally:
+        await client.close()
+    assert sendfiles == []
+    assert max(reads) == producers.CHUNK
+
+
+def test_isLoopback():
+    assert isLoopback(IPv4Address("TCP", "127.0.0.1", 1))
+    assert isLoopback(IPv4Address("TCP", "127.3.2.1", 1))
+    assert isLoopback(IPv6Address("TCP", "::1", 1))
+    assert isLoopback(IPv6Address("TCP", "::ffff:127.0.0.1", 1))
+    assert not isLoopback(IPv4Address("TCP", "10.0.0.1", 1))
+    assert not isLoopback(IPv6Address("TCP", "fe80::1", 1))
+    assert not isLoopback(UNIXAddress(b"/tmp/sock"))
+
+
+class _FullSocket:
+    """A non-blocking socket that takes C{room} bytes onto C{wire}, then would block."""
+
+    def __init__(self, wire, room):
+        self.wire = wire
+        self.room = room
+        self.taken = 0
+
+    def send(self, data):
+        if not self.room:
+            raise BlockingIOError()
+        n = min(self.room, len(data))
+        self.wire += data[:n]
+        self.room -= n
+        self.taken += n
+        return n
+
+
+class _Request(Consumer):
+    """
+    A request whose transport pauses its producer past 64 KiB, as Twisted's
+    does; what it buffers reaches C{wire} before the producer is resumed.
+    """
+
+    def __init__(self, wire):
+        super().__init__()
+        self.wire = wire
+        self.sentLength = 0
+        self.buffered = 0
+
+    def write(self, data):
+        self.wire += data
+        self.buffered += len(data)
+        if self.buffered > 64 * 1024:
+            self.producer.pauseProducing()
+
+    def drain(self):
+        self.buffered = 0
+        self.producer.resumeProducing()
+
+
+def test_copiesTheSocketDoesNotTakeGoThroughTheTransport(tmp_path):
+    """
+    What the socket leaves of a copy is written through the transport, in
+    order, and the producer waits to be resumed: every byte arrives once.
+    """
+    data = os.urandom(5 * CHUNK + 123)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        wire = bytearray()
+        request = _Request(wire)
+        sock = _FullSocket(wire, room=0)
+        done = producers.SocketProducer(fd, 10, len(data) - 10, request, sock, copy=True).start()
+        assert len(wire) == 64 * 1024 + 1  # through the transport, until it paused
+        rounds = 0
+        while not done.called:
+            sock.room = CHUNK // 3  # the socket takes part of a copy
+            request.drain()
+            rounds += 1
+        assert request.producer is None
+        assert bytes(wire) == data[10:]
+        assert rounds < 20  # a copy at a time, not 64 KiB
+        # The access log's count of bytes the transport did not see.
+        assert request.sentLength == sock.taken > len(data) // 4
+    finally:
+        os.close(fd)
