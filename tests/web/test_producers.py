@@ -163,11 +163,11 @@ async def test_remotePeersGetBlobsBySendfile(monkeypatch):
 
 @pytest_twisted.ensureDeferred
 async def test_loopbackPeersGetBlobsByCopies(monkeypatch):
-    """Over loopback the same bytes go by pread and send to the socket, sendfile unused."""
+    """Over loopback the same bytes go by preadv and send to the socket, sendfile unused."""
     sendfiles = _counting(monkeypatch, producers.os, "sendfile")
     reads = []
-    real = producers.os.pread
-    monkeypatch.setattr(producers.os, "pread", lambda *args: reads.append(args[1]) or real(*args))
+    real = producers.os.preadv
+    monkeypatch.setattr(producers.os, "preadv", lambda fd, buffers, offset: reads.append(real(fd, buffers, offset)) or reads[-1])
     client = await makeClient("filesystem")
     try:
         await _pullsWhole(client, reads)
@@ -175,6 +175,20 @@ async def test_loopbackPeersGetBlobsByCopies(monkeypatch):
         await client.close()
     assert sendfiles == []
     assert max(reads) == producers.CHUNK
+    assert producers.SocketProducer.streaming == 0  # every stream counted out
+
+
+@pytest_twisted.ensureDeferred
+async def test_loopbackPeersGetSendfileWhileOtherStreamsRun(monkeypatch):
+    """A copy costs processor time that concurrent streams need: with another running, sendfile."""
+    sent = _counting(monkeypatch, producers.os, "sendfile")
+    monkeypatch.setattr(producers.SocketProducer, "streaming", 1)
+    client = await makeClient("filesystem")
+    try:
+        await _pullsWhole(client, sent)
+    finally:
+        await client.close()
+    assert producers.SocketProducer.streaming == 1
 
 
 def test_isLoopback():
