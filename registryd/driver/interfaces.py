@@ -182,7 +182,10 @@ class IStorageDriver(Interface):
         """
         Visit every file and directory beneath C{path}, depth first in
         lexical order.  C{visit(fileInfo)} is called for each; for a directory
-        it may return C{False} to skip what is beneath it.
+        it may return C{False} to skip what is beneath it.  It may be called
+        in another thread (the driver's), so it must only look at what it is
+        given and remember it, not use the reactor.  A directory removed
+        while the walk goes on is skipped.
 
         @return: Deferred firing with None when the walk is done.
         @raise PathNotFoundError: C{path} is not a directory.

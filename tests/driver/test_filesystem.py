@@ -1,9 +1,11 @@
 import os
+import shutil
 
 import pytest
 import pytest_twisted
 
 from registryd.driver import filesystem
+from registryd.driver.deferred import DeferredDriver, inline
 from registryd.driver.durability import startWriteback
 from registryd.driver.filesystem import WRITEBACK, BlockingFilesystemDriver, FilesystemDriver
 from registryd.testing.contracts import BAD_PATHS, StorageDriverContract
@@ -95,3 +97,24 @@ async def test_contentFilesAreOrdinaryFiles(tmp_path):
         os.umask(umask)
     assert (tmp_path / "new/dirs/file").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "new/dirs").stat().st_mode & 0o777 == 0o755
+
+
+@pytest_twisted.ensureDeferred
+async def test_walkSkipsADirectoryRemovedMeanwhile(tmp_path):
+    """A walk is not failed by a directory deleted after its parent was listed; it runs in one thread call."""
+    for path in ("w/a/1", "w/b/2", "w/c/3"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(b"-")
+    calls = []
+    driver = DeferredDriver(BlockingFilesystemDriver(str(tmp_path)), lambda f, *a: calls.append(f) or inline(f, *a))
+    seen = []
+
+    def visit(info):
+        seen.append(info.path)
+        if info.path == "/w/a":
+            shutil.rmtree(tmp_path / "w/b")  # as another process might
+        return True
+
+    await driver.walk("/w", visit)
+    assert seen == ["/w/a", "/w/a/1", "/w/b", "/w/c", "/w/c/3"]
+    assert len(calls) == 1
