@@ -209,6 +209,7 @@ async def createUpload(context, name):
     uploadID = newUploadID(time.time())
     await context.uploadLocks.acquire(uploadID)
     try:
+        # Not flushed: a session lost in a crash is restarted by its client.
         writer = await context.driver.writer(paths.uploadData(name, uploadID))
     except BaseException:
         context.uploadLocks.release(uploadID)
