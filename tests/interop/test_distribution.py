@@ -10,10 +10,13 @@ three-component repository name.
 """
 
 import json
+import subprocess
 from dataclasses import dataclass
 
 import pytest
+import yaml
 
+from tests.interop.conftest import requireTool
 from tests.interop.layouts import (
     DOCKER_MANIFEST,
     OCI_INDEX,
@@ -188,3 +191,44 @@ def test_deletesSeenByEachOther(registryd, distribution, skopeo, ociLayout):
     for registry in (first, second):
         registry.assertServesImage("lib/app", "kept", kept)
         assert registry.tags("lib/app") == {"name": "lib/app", "tags": ["kept"]}
+
+
+def test_distributionGarbageCollectsARegistrydRoot(registryd, skopeo, ociLayout, tmp_path):
+    """
+    Distribution's own garbage collector, with --delete-untagged, runs on a
+    root registryd wrote (tags without Distribution's history index):
+    the untagged image and its blobs go, the tagged ones stay served.
+    """
+    binary = requireTool("docker-registry")
+    layout = ociLayout()
+    old = layout.addImage("old", seed="gc-old")
+    new = layout.addImage("new", seed="gc-new")
+    kept = layout.addImage("kept", seed="gc-kept")
+    writer = registryd(delete=True)
+    skopeo.copy(layout.reference("old"), writer.docker("lib/app", "v1"))
+    skopeo.copy(layout.reference("new"), writer.docker("lib/app", "v1"))  # old is untagged now
+    skopeo.copy(layout.reference("kept"), writer.docker("lib/app", "kept"))
+    writer.stop()
+
+    config = tmp_path / "gc.yaml"
+    config.write_text(
+        yaml.safe_dump({"version": 0.1, "storage": {"filesystem": {"rootdirectory": str(writer.root)}}})
+    )
+    result = subprocess.run(
+        [binary, "garbage-collect", "--delete-untagged", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    reader = registryd(writer.root)
+    reader.assertServesImage("lib/app", "v1", new)
+    reader.assertServesImage("lib/app", "kept", kept)
+    status, _, _ = reader.manifest("lib/app", old.digest)
+    assert status == 404
+    gone = set(old.blobs()) - set(new.blobs()) - set(kept.blobs())
+    assert gone
+    for digest in gone:
+        status, _, _ = reader.call("HEAD", f"/v2/lib/app/blobs/{digest}")
+        assert status == 404, digest
