@@ -42,6 +42,12 @@ def tags(name):
     return f"{repository(name)}/_manifests/tags"
 
 
+# registryd's own: Distribution reads only revisions/ and tags/ here.
+def tagListCache(name):
+    """The sorted tag list as one process listed it, for the others (see L{tags})."""
+    return f"{manifestsDirectory(name)}/registryd-tags.json"
+
+
 def tag(name, tag):
     return f"{tags(name)}/{tag}"
 
