@@ -101,7 +101,7 @@ class SocketProducer:
     """
     A blob in a local file, written to a plain TCP socket directly: with
     C{sendfile(2)}, no copy through Python, or, when C{copy} is true, with
-    C{pread} and C{send} of up to L{CHUNK} bytes at a time.
+    C{preadv} into one buffer and C{send}, up to L{CHUNK} bytes at a time.
 
     Which is faster depends on the peer and on spare processor time.  Over
     a network card C{sendfile} saves the sender its copy.  Over loopback the
