@@ -149,7 +149,7 @@ class _Listener(Service):
             failures[0].raiseException()
 
     def _listening(self, port):
-        self.port = _shared(port)
+        self.port = acceptOneAtATime(port)
 
     def stopService(self):
         super().stopService()
@@ -157,14 +157,26 @@ class _Listener(Service):
             return self.port.stopListening()
 
 
-def _shared(port):
+def acceptOneAtATime(port):
     """
     Accept one connection per wake-up: the processes sharing a socket all
-    wake, and a port taking up to a hundred at once would leave the others
-    none (so one process would serve every connection of a burst).
+    wake, and a port taking a burst at once would leave the others none (so
+    one process would serve every connection a client opens together).
+    Twisted's port raises its count after each wake-up that used it all, so
+    the count is set back after every one.
     """
-    if hasattr(port, "numberAccepts"):
-        port.numberAccepts = 1
+    if not hasattr(port, "numberAccepts"):
+        return port
+    accept = port.doRead
+
+    def doRead():
+        try:
+            return accept()
+        finally:
+            port.numberAccepts = 1
+
+    port.numberAccepts = 1
+    port.doRead = doRead
     return port
 
 
@@ -179,7 +191,7 @@ class _Adopted(Service):
 
     def startService(self):
         super().startService()
-        self.port = _shared(self._reactor.adoptStreamPort(self._fd, familyOf(self._fd), self._factory))
+        self.port = acceptOneAtATime(self._reactor.adoptStreamPort(self._fd, familyOf(self._fd), self._factory))
 
     def stopService(self):
         super().stopService()
