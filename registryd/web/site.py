@@ -51,6 +51,22 @@ class StreamingChannel(http.HTTPChannel):
         super().connectionMade()
         self._reads = getattr(self.site, "reads", None)
 
+    # Both are asked several times a request (Klein alone asks isSecure
+    # twice), and neither changes on a connection: isSecure is an adapter
+    # lookup and getHost a getsockname(2) each time.
+    _secure = None
+    _host = None
+
+    def isSecure(self):
+        if self._secure is None:
+            self._secure = super().isSecure()
+        return self._secure
+
+    def getHost(self):
+        if self._host is None:
+            self._host = super().getHost()
+        return self._host
+
     def dataReceived(self, data):
         if not self._started and data:
             self._started = True
