@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import http.client
 import json
-import multiprocessing
 import os
 import platform
 import re
@@ -30,6 +29,8 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import load  # noqa: E402
+from load import location  # noqa: E402
 from content import DOCKER_MANIFEST, OCI_MANIFEST, digestOf, writeImage, writeLayerBlob  # noqa: E402
 from servers import HERE, Distribution, Registryd  # noqa: E402
 
@@ -107,11 +108,6 @@ def request(host, method, path, body=None, headers=None):
         connection.close()
 
 
-def location(headers):
-    parts = urlsplit(headers["Location"])
-    return parts.path + (f"?{parts.query}" if parts.query else "")
-
-
 _WRK = re.compile(r"Requests/sec:\s+([\d.]+)")
 _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -151,11 +147,16 @@ def hey(url, connections, duration, headers=(), method="HEAD"):
     return float(_HEY_RATE.search(output).group(1)), latencies["50"], latencies["99"]
 
 
+def withDigest(path, digest):
+    """An upload's URL with the digest that closes it."""
+    return f"{path}{'&' if '?' in path else '?'}digest={digest}"
+
+
 def pushMonolithic(host, name, data, digest):
     start = time.perf_counter()
     status, headers, _ = request(host, "POST", f"/v2/{name}/blobs/uploads/")
     assert status == 202, status
-    status, _, body = request(host, "PUT", f"{location(headers)}{'&' if '?' in location(headers) else '?'}digest={digest}", data)
+    status, _, body = request(host, "PUT", withDigest(location(headers["Location"]), digest), data)
     assert status == 201, (status, body)
     return len(data) / MiB / (time.perf_counter() - start)
 
@@ -163,7 +164,7 @@ def pushMonolithic(host, name, data, digest):
 def pushChunked(host, name, data, digest, chunk=8 * MiB):
     start = time.perf_counter()
     status, headers, _ = request(host, "POST", f"/v2/{name}/blobs/uploads/")
-    path = location(headers)
+    path = location(headers["Location"])
     view = memoryview(data)
     for offset in range(0, len(data), chunk):
         piece = view[offset : offset + chunk]
@@ -172,45 +173,24 @@ def pushChunked(host, name, data, digest, chunk=8 * MiB):
             {"Content-Range": f"{offset}-{offset + len(piece) - 1}", "Content-Type": "application/octet-stream"},
         )
         assert status == 202, status
-        path = location(headers)
-    status, _, body = request(host, "PUT", f"{path}{'&' if '?' in path else '?'}digest={digest}")
+        path = location(headers["Location"])
+    status, _, body = request(host, "PUT", withDigest(path, digest))
     assert status == 201, (status, body)
     return len(data) / MiB / (time.perf_counter() - start)
 
 
-def _smallPushes(arguments):
-    host, name, blobs = arguments
-    connection = http.client.HTTPConnection(host, timeout=120)
-    for data in blobs:
-        connection.request("POST", f"/v2/{name}/blobs/uploads/")
-        response = connection.getresponse()
-        response.read()
-        path = location(response.headers)
-        connection.request("PUT", f"{path}{'&' if '?' in path else '?'}digest={digestOf(data)}", body=data)
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 201, response.status
-    connection.close()
-    return len(blobs)
+def smallPush(host, name, data):
+    """A 4 KiB push as clients make it: POST, then PUT the bytes with the digest."""
+    status, headers, body = yield load.requestBytes(host, "POST", f"/v2/{name}/blobs/uploads/")
+    assert status == 202, (status, body)
+    path = location(headers["location"])
+    status, _, body = yield load.requestBytes(host, "PUT", withDigest(path, digestOf(data)), data)
+    assert status == 201, (status, body)
 
 
-def _manifestPuts(arguments):
-    host, name, manifests = arguments
-    connection = http.client.HTTPConnection(host, timeout=120)
-    for tag, payload in manifests:
-        connection.request("PUT", f"/v2/{name}/manifests/{tag}", body=payload, headers={"Content-Type": OCI_MANIFEST})
-        response = connection.getresponse()
-        response.read()
-        assert response.status == 201, response.status
-    connection.close()
-    return len(manifests)
-
-
-def parallel(function, jobs):
-    start = time.perf_counter()
-    with multiprocessing.Pool(len(jobs)) as pool:
-        done = sum(pool.map(function, jobs))
-    return done / (time.perf_counter() - start)
+def manifestPut(host, name, tag, payload):
+    status, _, body = yield load.requestBytes(host, "PUT", f"/v2/{name}/manifests/{tag}", payload, [("Content-Type", OCI_MANIFEST)])
+    assert status == 201, (status, body)
 
 
 def curlRate(url, headers=()):
@@ -277,6 +257,11 @@ class Bench:
         data = self.pushes.to_bytes(8, "big") + self.big[8:]
         return data, digestOf(data)
 
+    def smallPushes(self, host, name):
+        """2,000 pushes of new 4 KiB blobs over 16 connections, into 16 repositories."""
+        blobs = [os.urandom(4096) for _ in range(2000)]
+        return load.run(host, 16, (smallPush(host, f"{name}-{i % 16}", data) for i, data in enumerate(blobs)))
+
     def prepare(self, root):
         os.makedirs(root)
         writeImage(root, "bench/manifests", ["oci"], OCI_MANIFEST, "oci")
@@ -319,11 +304,11 @@ class Bench:
         metrics += [
             ("push 256 MiB monolithic", "MiB/s", lambda s: pushMonolithic(s.host, f"push/mono{next(counter)}", *self.newBlob())),
             ("push 256 MiB in 8 MiB chunks", "MiB/s", lambda s: pushChunked(s.host, f"push/chunked{next(counter)}", *self.newBlob())),
-            ("2000 pushes of 4 KiB, c16", "pushes/s", lambda s: parallel(_smallPushes, [(s.host, f"small/r{next(counter)}", [os.urandom(4096) for _ in range(125)]) for _ in range(16)])),
+            ("2000 pushes of 4 KiB, c16", "pushes/s", lambda s: self.smallPushes(s.host, f"small/r{next(counter)}")),
             ("pull 256 MiB, 1 stream", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 1)),
             ("pull 256 MiB, 4 streams", "MiB/s", lambda s: pull(s.host, f"/v2/bench/pull/blobs/{layerDigest}", 4)),
             ("Range read 1 MiB, c16", "rps", lambda s: wrk(f"http://{s.host}/v2/bench/pull/blobs/{layerDigest}", 16, d, ["Range: bytes=1048576-2097151"])),
-            ("manifest PUT, c8", "PUTs/s", lambda s: parallel(_manifestPuts, [(s.host, "bench/manifests", [(f"p{next(counter)}", self.manifest) for _ in range(100)]) for _ in range(8)])),
+            ("2000 manifest PUTs, c8", "PUTs/s", lambda s: load.run(s.host, 8, (manifestPut(s.host, "bench/manifests", f"p{next(counter)}", self.manifest) for _ in range(2000)))),
             ("tags/list walk, 5,000 tags", "ms", lambda s: walk(s.host, "/v2/bench/tags5k/tags/list?n=1000")[0]),
             ("tags/list walk, 10,000 tags", "ms", lambda s: walk(s.host, "/v2/bench/tags10k/tags/list?n=1000")[0]),
             ("_catalog walk, 1,000 repositories", "ms", lambda s: walk(s.host, "/v2/_catalog?n=100")[0]),
