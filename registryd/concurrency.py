@@ -2,7 +2,8 @@
 
 import functools
 
-from twisted.internet.defer import Deferred, DeferredLock
+from twisted.internet.defer import Deferred, DeferredLock, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
 
 
 def deferred(function):
@@ -13,6 +14,23 @@ def deferred(function):
         return Deferred.fromCoroutine(function(*args, **kwargs))
 
     return call
+
+
+# Runners: how a storage call is run, each returning a Deferred.
+
+
+def inline(function, *args):
+    """Run a call that never blocks on the reactor thread."""
+    return maybeDeferred(function, *args)
+
+
+def inThreadPool(reactor, threadpool):
+    """A runner that runs each call in C{threadpool}."""
+
+    def run(function, *args):
+        return deferToThreadPool(reactor, threadpool, function, *args)
+
+    return run
 
 
 class KeyedLocks:

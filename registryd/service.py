@@ -20,7 +20,7 @@ from registryd.auth.keys import ephemeralSigningKey, loadOrCreateSigningKey
 from registryd.auth.policy import Policy
 from registryd.auth.token import TokenVerifier, loadCertificates, loadJWKS
 from registryd.config import HtpasswdAuth, SillyAuth, TokenAuth, defaultConfig
-from registryd.driver.deferred import inThreadPool
+from registryd.concurrency import inThreadPool
 from registryd.driver.filesystem import FilesystemDriver
 from registryd.driver.memory import MemoryDriver
 from registryd.notifications import makeNotifier

@@ -4,31 +4,17 @@ The one place a blocking driver becomes an L{IStorageDriver} of Deferreds.
 A blocking driver implements the same operations as plain calls (C{listInfo}
 instead of C{list}, C{openRead}/C{openWrite} instead of C{reader}/C{writer}).
 L{DeferredDriver} checks every path, then runs each call through a I{runner}:
-L{inline} for drivers whose calls never block (memory), or L{inThreadPool}
-for drivers that do file I/O.
+L{inline} for drivers whose calls never block (memory), or
+L{inThreadPool} for drivers that do file I/O (both in
+L{registryd.concurrency}).
 """
 
-from twisted.internet.defer import maybeDeferred
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from registryd.driver.durability import GroupCommit
 from registryd.driver.interfaces import IStorageDriver, IStorageReader, IStorageWriter, PathNotFoundError
 from registryd.driver.paths import checkPath
-
-
-def inline(function, *args):
-    """Run a call that never blocks on the reactor thread."""
-    return maybeDeferred(function, *args)
-
-
-def inThreadPool(reactor, threadpool):
-    """A runner that runs each call in C{threadpool}."""
-
-    def run(function, *args):
-        return deferToThreadPool(reactor, threadpool, function, *args)
-
-    return run
 
 
 @implementer(IStorageReader)
@@ -150,7 +136,7 @@ class DeferredDriver:
 
     def redirectURL(self, path, method):
         checkPath(path)
-        return maybeDeferred(lambda: None)
+        return succeed(None)
 
     def walk(self, path, visit):
         # One trip to the runner for the whole walk, not one per directory:

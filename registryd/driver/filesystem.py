@@ -17,7 +17,8 @@ import secrets
 import shutil
 import stat as _stat
 
-from registryd.driver.deferred import DeferredDriver, inThreadPool, inline
+from registryd.concurrency import inThreadPool, inline
+from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import startWriteback, syncFilesystem
 from registryd.driver.interfaces import (
     FileInfo,

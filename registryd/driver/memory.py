@@ -8,7 +8,8 @@ thread-safe and runs inline on the reactor thread.
 
 import time
 
-from registryd.driver.deferred import DeferredDriver, inline
+from registryd.concurrency import inline
+from registryd.driver.deferred import DeferredDriver
 from registryd.driver.interfaces import (
     FileInfo,
     InvalidOffsetError,

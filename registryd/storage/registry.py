@@ -10,8 +10,7 @@ import time
 
 from zope.interface import implementer
 
-from registryd.driver.deferred import inline
-from registryd.concurrency import KeyedLocks
+from registryd.concurrency import KeyedLocks, inline
 from registryd.interfaces import IRegistry, IRepository
 from registryd.storage.blobs import BlobStore
 from registryd.storage.cache import BoundedCache

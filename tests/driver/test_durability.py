@@ -5,7 +5,8 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from registryd.driver import durability
-from registryd.driver.deferred import DeferredDriver, inline
+from registryd.concurrency import inline
+from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import GroupCommit
 from registryd.driver.filesystem import BlockingFilesystemDriver
 

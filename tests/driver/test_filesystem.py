@@ -5,7 +5,8 @@ import pytest
 import pytest_twisted
 
 from registryd.driver import filesystem
-from registryd.driver.deferred import DeferredDriver, inline
+from registryd.concurrency import inline
+from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import startWriteback
 from registryd.driver.filesystem import WRITEBACK, BlockingFilesystemDriver, FilesystemDriver
 from registryd.testing.contracts import BAD_PATHS, StorageDriverContract
