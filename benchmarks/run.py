@@ -340,6 +340,19 @@ class Bench:
         return limits, rows, rss
 
 
+def boundOf(name, limits):
+    """
+    The machine's limit a transfer metric is measured against, and its
+    name: a push against min(sha256, fsync'd disk writes), since it hashes
+    and stores each byte; a pull against loopback TCP.  None for others.
+    """
+    if name.startswith("push 256 MiB"):
+        return min((limits["sha256 MiB/s"], "sha256"), (limits["fsync'd disk write MiB/s"], "fsync'd disk writes"))
+    if name.startswith("pull 256 MiB"):
+        return limits["loopback TCP MiB/s"], "loopback TCP"
+    return None
+
+
 def summarise(samples):
     if isinstance(samples[0], tuple):
         return {
@@ -377,6 +390,18 @@ def main():
         print(f"| {name} | {unit} | {ours['value']:,.2f} | {theirs['value']:,.2f} | {ratio:.2f} | {latency(ours)} | {latency(theirs)} |")
         report["metrics"].append({"name": name, "unit": unit, "registryd": ours, "distribution": theirs, "ratio": ratio})
     print(f"| peak RSS | MiB | {rss['registryd']:,.0f} | {rss['distribution']:,.0f} | {rss['registryd'] / rss['distribution']:.2f} | | |")
+    bound = [m for m in report["metrics"] if boundOf(m["name"], limits)]
+    if bound:
+        print("\n| transfer | bound by | limit MiB/s | registryd | Distribution |")
+        print("|---|---|---|---|---|")
+    for metric in bound:
+        limit, what = boundOf(metric["name"], limits)
+        for server in ("registryd", "distribution"):
+            metric[server]["fraction of limit"] = metric[server]["value"] / limit
+        print(
+            f"| {metric['name']} | {what} | {limit:,.0f} | {metric['registryd']['fraction of limit']:.0%} "
+            f"| {metric['distribution']['fraction of limit']:.0%} |"
+        )
     results = os.path.join(HERE, "results")
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "latest.json"), "w") as f:
