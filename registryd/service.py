@@ -133,9 +133,10 @@ def makeResource(config=None, registry=None, reactor=None, events=None):
 class _Listener(Service):
     """Listens on an endpoint, keeping the port so workers can share it."""
 
-    def __init__(self, endpoint, factory):
+    def __init__(self, endpoint, factory, shared):
         self._endpoint = endpoint
         self._factory = factory
+        self._shared = shared
         self.port = None
 
     def startService(self):
@@ -149,7 +150,7 @@ class _Listener(Service):
             failures[0].raiseException()
 
     def _listening(self, port):
-        self.port = acceptOneAtATime(port)
+        self.port = acceptOneAtATime(port) if self._shared else port
 
     def stopService(self):
         super().stopService()
@@ -236,7 +237,7 @@ class RegistryService(MultiService):
             accessLogEnabled=config.log.accesslog,
         )
         if master:
-            ports = [_Listener(endpoint, self.site) for _, endpoint in listeners(config, reactor)]
+            ports = [_Listener(endpoint, self.site, workers > 1) for _, endpoint in listeners(config, reactor)]
             for listener in ports:
                 listener.setServiceParent(self)
             if workers > 1:
