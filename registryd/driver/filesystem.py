@@ -54,17 +54,54 @@ def _makeDirectories(directory):
             raise
 
 
-def _create(local):
-    """
-    A new file at C{local} open for writing, its directories made as needed
-    (after trying: they usually exist).
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+def _writeNew(local, content):
+    """Write C{content} to a new file C{local}; FileNotFoundError if its directory is missing."""
+    fd = os.open(local, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     try:
-        return os.open(local, flags, 0o666)
-    except FileNotFoundError:
-        _makeDirectories(os.path.dirname(local))
-        return os.open(local, flags, 0o666)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _temporaryBeside(local):
+    return f"{os.path.dirname(local)}/{_TEMP_PREFIX}{secrets.token_hex(8)}"
+
+
+def _removeTree(local):
+    try:
+        shutil.rmtree(local)
+    except OSError:
+        pass  # what is left has a temporary name: nothing lists it
+
+
+def _putInNewDirectories(local, content):
+    """
+    Put C{content} at C{local} whose directories are missing: build them,
+    file included, under a temporary name beside the first that exists, and
+    rename them into place at once, so that nothing (a listing, a restart
+    after a crash) finds them without the file, as a tag without its link.
+
+    @return: False if someone else made the directories meanwhile.
+    """
+    top = os.path.dirname(local)
+    while not os.path.isdir(os.path.dirname(top)):
+        top = os.path.dirname(top)
+    staging = _temporaryBeside(top)
+    try:
+        os.makedirs(os.path.dirname(staging + local[len(top) :]))
+        _writeNew(staging + local[len(top) :], content)
+        os.rename(staging, top)
+    except OSError as e:
+        _removeTree(staging)
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(top):
+            return False
+        raise
+    except BaseException:
+        _removeTree(staging)
+        raise
+    return True
 
 
 def _exclusive(file, path, truncate=False):
@@ -169,19 +206,23 @@ class BlockingFilesystemDriver:
 
     def putContent(self, path, content):
         local = self._local(path)
-        temporary = f"{os.path.dirname(local)}/{_TEMP_PREFIX}{secrets.token_hex(8)}"
-        fd = _create(temporary)
-        try:
+        while True:
+            temporary = _temporaryBeside(local)
             try:
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temporary, local)
-        except BaseException:
-            _removeQuietly(temporary)
-            raise
+                _writeNew(temporary, content)
+            except FileNotFoundError:
+                if _putInNewDirectories(local, content):
+                    return
+                continue  # made meanwhile by another writer: write into them
+            except BaseException:
+                _removeQuietly(temporary)
+                raise
+            try:
+                os.replace(temporary, local)
+            except BaseException:
+                _removeQuietly(temporary)
+                raise
+            return
 
     def flush(self):
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -251,7 +292,11 @@ class BlockingFilesystemDriver:
             raise InvalidPathError("refusing to delete the storage root")
         with _missingAs(path):
             if os.path.isdir(local) and not os.path.islink(local):
-                shutil.rmtree(local)
+                # Renamed away first, so that it disappears at once, not
+                # file by file (a tag seen without its link).
+                staging = _temporaryBeside(local)
+                os.rename(local, staging)
+                _removeTree(staging)
             else:
                 os.unlink(local)
 

@@ -119,3 +119,69 @@ async def test_walkSkipsADirectoryRemovedMeanwhile(tmp_path):
     await driver.walk("/w", visit)
     assert seen == ["/w/a", "/w/a/1", "/w/b", "/w/c", "/w/c/3"]
     assert len(calls) == 1
+
+
+def _failingWrites(monkeypatch):
+    def write(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(filesystem.os, "write", write)
+
+
+def test_newDirectoriesAppearWithTheirFile(tmp_path, monkeypatch):
+    """
+    A file whose directories are missing arrives with them, at once: a
+    write that fails (or a process killed) midway leaves no directory
+    visible without the file, as a tag listed without its link.
+    """
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    driver.putContent("/r/_manifests/tags/old/current/link", b"sha256:1")
+    _failingWrites(monkeypatch)
+    with pytest.raises(OSError):
+        driver.putContent("/r/_manifests/tags/new/current/link", b"sha256:2")
+    assert driver.list("/r/_manifests/tags") == ["/r/_manifests/tags/old"]
+    assert os.listdir(tmp_path / "r/_manifests/tags") == ["old"]  # nothing left behind
+    monkeypatch.undo()
+    driver.putContent("/r/_manifests/tags/new/current/link", b"sha256:2")
+    assert driver.getContent("/r/_manifests/tags/new/current/link") == b"sha256:2"
+    assert sorted(os.listdir(tmp_path / "r/_manifests/tags")) == ["new", "old"]
+    assert os.listdir(tmp_path / "r/_manifests/tags/new/current") == ["link"]
+
+
+def test_directoriesMadeMeanwhileAreWrittenInto(tmp_path, monkeypatch):
+    """Two writers making the same new directories: both files land, neither write fails."""
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    rename = os.rename
+
+    def otherWriterFirst(source, destination):
+        # Another process puts its tag into the same new repository just before us.
+        if not os.path.exists(destination):
+            os.makedirs(os.path.join(destination, "_manifests/tags/b/current"))
+            (tmp_path / "r/_manifests/tags/b/current/link").write_bytes(b"sha256:b")
+        rename(source, destination)
+
+    monkeypatch.setattr(filesystem.os, "rename", otherWriterFirst)
+    driver.putContent("/r/_manifests/tags/a/current/link", b"sha256:a")
+    assert driver.getContent("/r/_manifests/tags/a/current/link") == b"sha256:a"
+    assert driver.getContent("/r/_manifests/tags/b/current/link") == b"sha256:b"
+    assert os.listdir(tmp_path) == ["r"]  # no staging left beside it
+
+
+def test_aDeletedDirectoryDisappearsAtOnce(tmp_path, monkeypatch):
+    """
+    Deleting a directory renames it away first: a removal that stops
+    midway (an error, a kill) leaves nothing visible, not a tag directory
+    without its link.
+    """
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    driver.putContent("/r/_manifests/tags/t/current/link", b"sha256:1")
+    driver.putContent("/r/_manifests/tags/u/current/link", b"sha256:2")
+
+    def rmdir(path, *args, **kwargs):
+        raise OSError(16, "Device or resource busy")
+
+    monkeypatch.setattr(shutil.os, "rmdir", rmdir)  # files go, directories stay
+    driver.delete("/r/_manifests/tags/t")
+    assert driver.list("/r/_manifests/tags") == ["/r/_manifests/tags/u"]
+    with pytest.raises(filesystem.PathNotFoundError):
+        driver.delete("/r/_manifests/tags/t")
