@@ -17,6 +17,8 @@ import secrets
 import shutil
 import stat as _stat
 
+from twisted.logger import Logger
+
 from registryd.concurrency import inThreadPool, inline
 from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import startWriteback, syncFilesystem
@@ -28,6 +30,8 @@ from registryd.driver.interfaces import (
     WriterBusyError,
 )
 from registryd.driver.paths import checkPath
+
+log = Logger()
 
 _TEMP_PREFIX = ".tmp-"
 WRITEBACK = 256 * 1024  # writes this large are sent on to the disk at once
@@ -72,8 +76,11 @@ def _temporaryBeside(local):
 def _removeTree(local):
     try:
         shutil.rmtree(local)
-    except OSError:
-        pass  # what is left has a temporary name: nothing lists it
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        # What is left has a temporary name: nothing lists it.
+        log.warn("could not remove {path}: {error}", path=local, error=e)
 
 
 def _putInNewDirectories(local, content):

@@ -3,6 +3,7 @@ import shutil
 
 import pytest
 import pytest_twisted
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 
 from registryd.driver import filesystem
 from registryd.concurrency import inline
@@ -181,7 +182,11 @@ def test_aDeletedDirectoryDisappearsAtOnce(tmp_path, monkeypatch):
         raise OSError(16, "Device or resource busy")
 
     monkeypatch.setattr(shutil.os, "rmdir", rmdir)  # files go, directories stay
-    driver.delete("/r/_manifests/tags/t")
+    with capturedLogs() as events:
+        driver.delete("/r/_manifests/tags/t")
     assert driver.list("/r/_manifests/tags") == ["/r/_manifests/tags/u"]
+    # What could not be removed is said, not left silently.
+    assert [e["log_level"] for e in events] == [LogLevel.warn]
+    assert "Device or resource busy" in formatEvent(events[0])
     with pytest.raises(filesystem.PathNotFoundError):
         driver.delete("/r/_manifests/tags/t")
