@@ -217,19 +217,17 @@ class BlockingFilesystemDriver:
             temporary = _temporaryBeside(local)
             try:
                 _writeNew(temporary, content)
+                os.replace(temporary, local)
+                return
             except FileNotFoundError:
+                # The directory is missing, or was removed meanwhile.
+                _removeQuietly(temporary)
                 if _putInNewDirectories(local, content):
                     return
-                continue  # made meanwhile by another writer: write into them
+                # Made meanwhile by another writer: write into them.
             except BaseException:
                 _removeQuietly(temporary)
                 raise
-            try:
-                os.replace(temporary, local)
-            except BaseException:
-                _removeQuietly(temporary)
-                raise
-            return
 
     def flush(self):
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)

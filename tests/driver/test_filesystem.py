@@ -190,3 +190,21 @@ def test_aDeletedDirectoryDisappearsAtOnce(tmp_path, monkeypatch):
     assert "Device or resource busy" in formatEvent(events[0])
     with pytest.raises(filesystem.PathNotFoundError):
         driver.delete("/r/_manifests/tags/t")
+
+
+def test_aDirectoryRemovedMeanwhileIsMadeAgain(tmp_path, monkeypatch):
+    """A tag deleted by another process while this one re-tags it: the new tag lands, no error."""
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    driver.putContent("/r/_manifests/tags/t/current/link", b"sha256:1")
+    replace = os.replace
+
+    def deletedFirst(source, destination):
+        monkeypatch.setattr(filesystem.os, "replace", replace)
+        BlockingFilesystemDriver(str(tmp_path)).delete("/r/_manifests/tags/t")
+        replace(source, destination)
+
+    monkeypatch.setattr(filesystem.os, "replace", deletedFirst)
+    driver.putContent("/r/_manifests/tags/t/current/link", b"sha256:2")
+    assert driver.getContent("/r/_manifests/tags/t/current/link") == b"sha256:2"
+    assert os.listdir(tmp_path / "r/_manifests/tags") == ["t"]
+    assert os.listdir(tmp_path / "r/_manifests/tags/t/current") == ["link"]
