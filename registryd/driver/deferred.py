@@ -89,13 +89,14 @@ class DeferredDriver:
         and renames; by default C{run}.  On a local filesystem these cost
         microseconds, less than a trip to a thread pool and back, so the
         filesystem driver runs them L{inline}, as Twisted's own
-        C{static.File} producer reads on the reactor.  Flushes, lists and
-        large writes stay with C{run}.  A durable C{putContent} or C{move}
-        is the same call followed by the blocking driver's C{flush}, shared
-        with concurrent writers through L{GroupCommit}.
+        C{static.File} producer reads on the reactor.  Lists and large
+        writes stay with C{run}.  A durable C{putContent} or C{move} is the
+        same call followed by the blocking driver's C{flush}, shared with
+        concurrent writers through L{GroupCommit}.
+    @param flushing: The runner of those flushes; by default C{run}.
     """
 
-    def __init__(self, blocking, run, quick=None):
+    def __init__(self, blocking, run, quick=None, flushing=None):
         self._blocking = blocking
         self._run = run
         self._quick = quick or run
@@ -103,7 +104,7 @@ class DeferredDriver:
         # Looked up once: these are on every storage call's path.
         self._runners = {"_run": self._run, "_quick": self._quick}
         self._calls = {name: getattr(blocking, name) for name in ("getContent", "stat", "delete", "list")}
-        self._commit = GroupCommit(blocking.flush, run)
+        self._commit = GroupCommit(blocking.flush, flushing or run)
 
     getContent = _checked("getContent", "_quick")
 

@@ -19,7 +19,7 @@ import stat as _stat
 
 from twisted.logger import Logger
 
-from registryd.concurrency import inThreadPool, inline
+from registryd.concurrency import SerialThread, inThreadPool, inline
 from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import startWriteback, syncFilesystem
 from registryd.driver.interfaces import (
@@ -331,10 +331,16 @@ def _removeQuietly(local):
 def FilesystemDriver(root, reactor=None, threadpool=None):
     """
     An L{IStorageDriver} over the directory C{root}, its blocking calls run in
-    C{threadpool} (the reactor's own by default).
+    C{threadpool} (the reactor's own by default), its flushes in a thread of
+    their own.
     """
     if reactor is None:
         from twisted.internet import reactor
     if threadpool is None:
         threadpool = reactor.getThreadPool()
-    return DeferredDriver(BlockingFilesystemDriver(root), inThreadPool(reactor, threadpool), inline)
+    return DeferredDriver(
+        BlockingFilesystemDriver(root),
+        inThreadPool(reactor, threadpool),
+        inline,
+        flushing=SerialThread(reactor, "registryd-flush"),
+    )

@@ -1,5 +1,6 @@
 import os
 import shutil
+import threading
 
 import pytest
 import pytest_twisted
@@ -208,3 +209,20 @@ def test_aDirectoryRemovedMeanwhileIsMadeAgain(tmp_path, monkeypatch):
     assert driver.getContent("/r/_manifests/tags/t/current/link") == b"sha256:2"
     assert os.listdir(tmp_path / "r/_manifests/tags") == ["t"]
     assert os.listdir(tmp_path / "r/_manifests/tags/t/current") == ["link"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_flushesRunInAThreadOfTheirOwn(tmp_path, monkeypatch):
+    """A durable write waits for a flush run by the driver's own flush thread, not the pool."""
+    threads = []
+    flush = BlockingFilesystemDriver.flush
+
+    def recorded(self):
+        threads.append(threading.current_thread().name)
+        return flush(self)
+
+    monkeypatch.setattr(BlockingFilesystemDriver, "flush", recorded)
+    driver = FilesystemDriver(str(tmp_path))
+    await driver.putContent("/a/link", b"sha256:1")
+    await driver.putContent("/b/link", b"sha256:2", durable=False)
+    assert threads == ["registryd-flush"]
