@@ -1,4 +1,4 @@
-"""Small concurrency tools shared by the storage and web layers."""
+"""Small concurrency tools shared by the drivers, the storage and the web layers."""
 
 import functools
 import queue
