@@ -49,7 +49,7 @@ class GroupCommit:
     Flushes shared by the writers waiting for them, at most one running.
 
     @param flush: The blocking flush.
-    @param run: A runner (see L{registryd.driver.deferred}) to call it with.
+    @param run: A runner (see L{registryd.concurrency}) to call it with.
     """
 
     def __init__(self, flush, run):

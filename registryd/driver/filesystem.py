@@ -96,9 +96,10 @@ def _putInNewDirectories(local, content):
     while not os.path.isdir(os.path.dirname(top)):
         top = os.path.dirname(top)
     staging = _temporaryBeside(top)
+    staged = staging + local[len(top) :]  # where local is inside the staging
     try:
-        os.makedirs(os.path.dirname(staging + local[len(top) :]))
-        _writeNew(staging + local[len(top) :], content)
+        os.makedirs(os.path.dirname(staged))
+        _writeNew(staged, content)
         os.rename(staging, top)
     except OSError as e:
         _removeTree(staging)
