@@ -44,7 +44,7 @@ ACCEPT = ", ".join(
     ]
 )
 BIG = 256 * MiB
-DISK = "fsync'd disk write MiB/s"
+SHA256, LOOPBACK, DISK = "sha256 MiB/s", "loopback TCP MiB/s", "fsync'd disk write MiB/s"
 
 
 # The machine's own limits.
@@ -259,7 +259,7 @@ class Bench:
         self.results = {}
         self.big = os.urandom(BIG)
         self.pushes = 0
-        self.diskProbes = []  # MiB/s
+        self.probes = {LOOPBACK: [], DISK: []}  # MiB/s
 
     def newBlob(self):
         """
@@ -335,15 +335,16 @@ class Bench:
         return [m for m in metrics if not only or any(o.lower() in m[0].lower() for o in only)]
 
     def run(self):
-        limits = {"sha256 MiB/s": sha256Rate(), "loopback TCP MiB/s": loopbackRate()}
+        limits = {SHA256: sha256Rate()}
         servers = self.servers()
         try:
             rows = []
             for name, unit, measure in self.metrics():
                 samples = {s.name: [] for s in servers}
                 for round in range(self.arguments.rounds):
-                    if isBigPush(name):
-                        self.diskProbe()
+                    bound = boundOf(name)
+                    if bound in self.probes:
+                        self.probe(bound)
                     # A B, then B A: neither server always follows the other
                     # into a disk or a cache the other has just worked.
                     for server in servers if round % 2 == 0 else servers[::-1]:
@@ -351,35 +352,48 @@ class Bench:
                 rows.append((name, unit, samples))
                 print(f"  measured {name}", file=sys.stderr)
             rss = {s.name: s.peakRSS() / MiB for s in servers}
-            if not self.diskProbes:
-                self.diskProbe()
-            limits[DISK] = statistics.median(self.diskProbes)
+            for limit, values in self.probes.items():
+                if not values:
+                    self.probe(limit)
+                limits[limit] = statistics.median(values)
         finally:
             for server in servers:
                 server.stop()
             shutil.rmtree(self.work, ignore_errors=True)
         return limits, rows, rss
 
-    def diskProbe(self):
-        """The disk as the next push finds it: measured just before each round of pushes."""
-        self.diskProbes.append(fsyncRate(os.path.join(self.work, f"fsync-probe-{len(self.diskProbes)}")))
+    def probe(self, limit):
+        """
+        A limit as the next round of transfers finds it: the disk's and the
+        loopback's swing from minute to minute here (recently freed blocks,
+        where the scheduler puts the two ends), so each is probed just before
+        each round of the transfers measured against it.
+        """
+        values = self.probes[limit]
+        if limit == DISK:
+            values.append(fsyncRate(os.path.join(self.work, f"fsync-probe-{len(values)}")))
+        else:
+            values.append(loopbackRate())
 
 
-def isBigPush(name):
-    return name.startswith("push 256 MiB")
-
-
-def boundOf(name, limits):
+def boundOf(name):
     """
-    The machine's limit a transfer metric is measured against, and its
-    name: a push against min(sha256, fsync'd disk writes), since it hashes
-    and stores each byte; a pull against loopback TCP.  None for others.
+    The machine's limit a transfer metric is measured against: a push
+    against min(sha256, fsync'd disk writes), since it hashes and stores
+    each byte, a pull against loopback TCP.  None for others.
     """
-    if isBigPush(name):
-        return min((limits["sha256 MiB/s"], "sha256"), (limits[DISK], "fsync'd disk writes"))
+    if name.startswith("push 256 MiB"):
+        return DISK  # sha256 too, a steady processor rate probed once
     if name.startswith("pull 256 MiB"):
-        return limits["loopback TCP MiB/s"], "loopback TCP"
+        return LOOPBACK
     return None
+
+
+def limitOf(name, limits):
+    """The bound of a transfer metric: its rate, and what it is."""
+    if boundOf(name) == DISK:
+        return min((limits[SHA256], "sha256"), (limits[DISK], "fsync'd disk writes"))
+    return limits[LOOPBACK], "loopback TCP"
 
 
 def summarise(samples):
@@ -405,14 +419,15 @@ def main():
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
         "settings": vars(arguments),
         "limits": limits,
-        "fsync'd disk write probes MiB/s": bench.diskProbes,
+        "probes MiB/s": bench.probes,
         "metrics": [],
         "peak RSS MiB": rss,
     }
     print(f"\nmachine: {os.cpu_count()} CPUs, {platform.platform()}")
     for name, value in limits.items():
-        print(f"  {name}: {value:,.0f}")
-    print(f"  (the disk's: the median of {', '.join(f'{p:,.0f}' for p in bench.diskProbes)}, one before each round of pushes)")
+        probes = bench.probes.get(name, ())
+        each = f" (median of {', '.join(f'{v:,.0f}' for v in probes)}, one before each round)" if len(probes) > 1 else ""
+        print(f"  {name}: {value:,.0f}{each}")
     print("\n| metric | unit | registryd | Distribution | ratio | registryd p50/p99 ms | Distribution p50/p99 ms |")
     print("|---|---|---|---|---|---|---|")
     for name, unit, samples in rows:
@@ -422,12 +437,12 @@ def main():
         print(f"| {name} | {unit} | {ours['value']:,.2f} | {theirs['value']:,.2f} | {ratio:.2f} | {latency(ours)} | {latency(theirs)} |")
         report["metrics"].append({"name": name, "unit": unit, "registryd": ours, "distribution": theirs, "ratio": ratio})
     print(f"| peak RSS | MiB | {rss['registryd']:,.0f} | {rss['distribution']:,.0f} | {rss['registryd'] / rss['distribution']:.2f} | | |")
-    bound = [m for m in report["metrics"] if boundOf(m["name"], limits)]
+    bound = [m for m in report["metrics"] if boundOf(m["name"])]
     if bound:
         print("\n| transfer | bound by | limit MiB/s | registryd | Distribution |")
         print("|---|---|---|---|---|")
     for metric in bound:
-        limit, what = boundOf(metric["name"], limits)
+        limit, what = limitOf(metric["name"], limits)
         for server in ("registryd", "distribution"):
             metric[server]["fraction of limit"] = metric[server]["value"] / limit
         print(
