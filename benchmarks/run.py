@@ -397,13 +397,15 @@ def limitOf(name, limits):
 
 
 def summarise(samples):
+    """Medians, and the samples in the order taken (a round's drift shows there)."""
     if isinstance(samples[0], tuple):
         return {
             "value": statistics.median(s[0] for s in samples),
             "p50 ms": statistics.median(s[1] for s in samples),
             "p99 ms": statistics.median(s[2] for s in samples),
+            "samples": [s[0] for s in samples],
         }
-    return {"value": statistics.median(samples)}
+    return {"value": statistics.median(samples), "samples": samples}
 
 
 def main():
