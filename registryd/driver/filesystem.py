@@ -34,7 +34,10 @@ from registryd.driver.paths import checkPath
 log = Logger()
 
 _TEMP_PREFIX = ".tmp-"
-WRITEBACK = 256 * 1024  # writes this large are sent on to the disk at once
+# Written bytes are sent on to the disk in runs of this many: runs of 1 MiB
+# (each write of an upload) measured 10% slower on this VM's disk, 4 to 32
+# MiB alike.
+WRITEBACK = 8 * 1024 * 1024
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
@@ -162,14 +165,16 @@ class _Writer:
         self._file = file
         self._written = False
         self.size = file.seek(0, os.SEEK_END)
+        self._unsent = self.size  # where the bytes not yet sent on to the disk start
 
     def write(self, data):
         self._file.write(data)
         self._written = True
-        if len(data) >= WRITEBACK:
-            self._file.flush()
-            startWriteback(self._file.fileno(), self.size, len(data))
         self.size += len(data)
+        if self.size - self._unsent >= WRITEBACK:
+            self._file.flush()
+            startWriteback(self._file.fileno(), self._unsent, self.size - self._unsent)
+            self._unsent = self.size
 
     def close(self, durable=True):
         if not self._file.closed:

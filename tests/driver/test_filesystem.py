@@ -68,16 +68,27 @@ async def test_temporaryFilesAreNotListed(tmp_path):
 
 
 def test_largeWritesAreSentToDiskAsTheyCome(tmp_path, monkeypatch):
-    """A blob's large writes start their writeback at once, so its final flush is short."""
+    """
+    A blob's writes start their writeback in runs of WRITEBACK bytes as they
+    come, so its final flush is short; an appending writer starts its runs
+    where the file ends.
+    """
     started = []
     monkeypatch.setattr(filesystem, "startWriteback", lambda fd, offset, length: started.append((offset, length)))
-    writer = BlockingFilesystemDriver(str(tmp_path)).openWrite("/blob/data", False)
-    pieces = [b"s" * 1000, b"b" * WRITEBACK, b"c" * (WRITEBACK + 1), b"t" * 10]
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    writer = driver.openWrite("/blob/data", False)
+    half = WRITEBACK // 2
+    pieces = [b"s" * 1000, b"b" * WRITEBACK, b"c" * half, b"d" * half, b"t" * 10]
     for piece in pieces:
         writer.write(piece)
     writer.close()
-    assert started == [(1000, WRITEBACK), (1000 + WRITEBACK, WRITEBACK + 1)]
-    assert (tmp_path / "blob/data").read_bytes() == b"".join(pieces)
+    assert started == [(0, 1000 + WRITEBACK), (1000 + WRITEBACK, WRITEBACK)]
+    started.clear()
+    writer = driver.openWrite("/blob/data", True)
+    writer.write(b"e" * WRITEBACK)
+    writer.close()
+    assert started == [(1010 + 2 * WRITEBACK, WRITEBACK)]
+    assert (tmp_path / "blob/data").read_bytes() == b"".join(pieces) + b"e" * WRITEBACK
 
 
 def test_startWriteback(tmp_path):
