@@ -341,13 +341,13 @@ class Bench:
             rows = []
             for name, unit, measure in self.metrics():
                 samples = {s.name: [] for s in servers}
-                for round in range(self.arguments.rounds):
-                    bound = boundOf(name)
-                    if bound in self.probes:
+                bound = boundOf(name)
+                for turn in range(self.arguments.rounds):
+                    if bound is not None:
                         self.probe(bound)
                     # A B, then B A: neither server always follows the other
                     # into a disk or a cache the other has just worked.
-                    for server in servers if round % 2 == 0 else servers[::-1]:
+                    for server in servers if turn % 2 == 0 else servers[::-1]:
                         samples[server.name].append(measure(server))
                 rows.append((name, unit, samples))
                 print(f"  measured {name}", file=sys.stderr)
