@@ -28,6 +28,7 @@ from registryd.proxy import expiryInterval, makeProxyRegistry
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry, urlPolicy
 from registryd.tls import listeners, tlsFactory
+from registryd.transport import writeAtOnce
 from registryd.workers import FIRST_INHERITED_FD, WorkerPool, familyOf
 from registryd.web.api import RegistryAPI
 from registryd.web.responses import URLs
@@ -150,6 +151,7 @@ class _Listener(Service):
             failures[0].raiseException()
 
     def _listening(self, port):
+        port = writeAtOnce(port)
         self.port = acceptOneAtATime(port) if self._shared else port
 
     def stopService(self):
@@ -192,7 +194,8 @@ class _Adopted(Service):
 
     def startService(self):
         super().startService()
-        self.port = acceptOneAtATime(self._reactor.adoptStreamPort(self._fd, familyOf(self._fd), self._factory))
+        port = self._reactor.adoptStreamPort(self._fd, familyOf(self._fd), self._factory)
+        self.port = acceptOneAtATime(writeAtOnce(port))
 
     def stopService(self):
         super().stopService()
