@@ -32,6 +32,22 @@ _NOT_HTTP = (
 accessLog = Logger(namespace="registryd.access")
 
 
+def originForm(target):
+    """
+    A request target in origin-form (C{/v2/...?query}) and the authority it
+    named, or None.  A server must accept the absolute-form
+    (C{http://host/v2/...}, RFC 9112 section 3.2.2), which twisted.web would
+    take for a path and route nowhere.
+    """
+    scheme, separator, rest = target.partition(b"://")
+    if not separator or scheme.lower() not in (b"http", b"https"):
+        return target, None
+    ends = [i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0]
+    end = min(ends, default=len(rest))
+    path = rest[end:]
+    return (path if path.startswith(b"/") else b"/" + path), rest[:end]
+
+
 class StreamingChannel(http.HTTPChannel):
     """
     An L{HTTPChannel} that answers pulls itself while it can (see
@@ -174,8 +190,17 @@ class RegistryRequest(server.Request):
         self._finishDeferred = False
         self._lingering = None
 
+    def _origin(self, target):
+        # The authority of an absolute-form target stands for the Host header.
+        target, authority = originForm(target)
+        if authority:
+            self.requestHeaders.setRawHeaders(b"host", [authority])
+        return target
+
     def gotLength(self, length):
         parts = self.requestLine.split()
+        if len(parts) == 3:
+            parts[1] = self._origin(parts[1])
         if (
             length == 0
             or len(parts) != 3
@@ -220,7 +245,7 @@ class RegistryRequest(server.Request):
 
     def requestReceived(self, command, path, version):
         if self.streamedBody is None:
-            super().requestReceived(command, path, version)
+            super().requestReceived(command, self._origin(path), version)
             return
         self._setReadSize(READ_SIZE)
         self.streamedBody.finished()

@@ -379,3 +379,51 @@ async def test_tlsClientHelloAnsweredAtOnce(running):
     finally:
         raw.close()
     assert (await status(running, "/v2/")).status == 200
+
+
+def _answers(channel, transport, request):
+    transport.clear()
+    channel.dataReceived(request)
+    return transport.value()
+
+
+def test_absoluteFormTargets():
+    """
+    A request target in absolute-form (http://host/path) is routed as its
+    path, streamed or not, with its authority standing for Host; a path
+    that merely contains "://" is left alone.
+    """
+    registry = Registry(MemoryDriver())
+    site = RegistrySite(makeResource(defaultConfig(), registry), accessLogEnabled=False)
+    channel = site.buildProtocol(None)
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    data = b"absolute"
+    digest = digestOf(data).encode()
+    answer = _answers(
+        channel,
+        transport,
+        b"POST http://registry.example:5000/v2/a/blobs/uploads/?digest=%s HTTP/1.1\r\n"
+        b"Host: other\r\nContent-Length: %d\r\n\r\n%s" % (digest, len(data), data),
+    )
+    assert answer.startswith(b"HTTP/1.1 201 Created\r\n")
+    assert b"\r\nLocation: http://registry.example:5000/v2/a/blobs/%s\r\n" % digest in answer
+    answer = _answers(channel, transport, b"GET HTTP://r/v2/a/blobs/%s HTTP/1.1\r\nHost: r\r\n\r\n" % digest)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\r\n\r\n" + data)
+    answer = _answers(channel, transport, b"GET https://r?n=1 HTTP/1.1\r\nHost: r\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 ")
+    answer = _answers(channel, transport, b"GET http://r/v2/ HTTP/1.1\r\nHost: r\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    answer = _answers(channel, transport, b"GET /v2/a/blobs/http://x HTTP/1.1\r\nHost: r\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 404 ") and b'"path": "/v2/a/blobs/http://x"' in answer
+    channel.connectionLost(Failure(ConnectionError("done")))
+
+
+def test_originForm():
+    from registryd.web.site import originForm
+
+    assert originForm(b"/v2/a?x=1") == (b"/v2/a?x=1", None)
+    assert originForm(b"http://h:1/v2/a?x=1") == (b"/v2/a?x=1", b"h:1")
+    assert originForm(b"https://h?x=1") == (b"/?x=1", b"h")
+    assert originForm(b"http://h") == (b"/", b"h")
+    assert originForm(b"ftp://h/v2/") == (b"ftp://h/v2/", None)
