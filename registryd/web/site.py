@@ -24,10 +24,19 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 READ_SIZE = 64 * 1024  # Twisted's own socket read size
 LINGER = 30  # seconds an answered request may go on sending its body
 _NOT_HTTP_BODY = b"this is an HTTP port; the client sent no HTTP request"
-_NOT_HTTP = (
-    b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
-    b"Content-Length: %d\r\n\r\n%s" % (len(_NOT_HTTP_BODY), _NOT_HTTP_BODY)
-)
+
+
+def _closingAnswer(status, body):
+    return (
+        b"HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (status, len(body), body)
+    )
+
+
+_NOT_HTTP = _closingAnswer(b"400 Bad Request", _NOT_HTTP_BODY)
+_REQUEST_LINE = re.compile(rb"^[A-Z]+ ")
+_URI_TOO_LONG = _closingAnswer(b"414 URI Too Long", b"the request line is too long")
+_FIELDS_TOO_LARGE = _closingAnswer(b"431 Request Header Fields Too Large", b"a header line is too long")
 
 accessLog = Logger(namespace="registryd.access")
 
@@ -160,6 +169,11 @@ class StreamingChannel(http.HTTPChannel):
         super().resumeProducing()
         if self._reads is not None and not self._answering:
             self._answerReads()
+
+    def lineLengthExceeded(self, line):
+        # Twisted's own closes the connection without a word.
+        self.transport.write(_URI_TOO_LONG if _REQUEST_LINE.match(line) else _FIELDS_TOO_LARGE)
+        self.transport.loseConnection()
 
     def connectionLost(self, reason):
         self._reads = None

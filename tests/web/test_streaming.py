@@ -427,3 +427,26 @@ def test_originForm():
     assert originForm(b"https://h?x=1") == (b"/?x=1", b"h")
     assert originForm(b"http://h") == (b"/", b"h")
     assert originForm(b"ftp://h/v2/") == (b"ftp://h/v2/", None)
+
+
+def test_overlongLinesAreAnsweredBeforeTheConnectionCloses():
+    """
+    A line longer than twisted.web takes (16 KiB) gets 414 when it is the
+    request line and 431 when it is a header; Twisted alone would close the
+    connection without an answer.
+    """
+    registry = Registry(MemoryDriver())
+    site = RegistrySite(makeResource(defaultConfig(), registry), accessLogEnabled=False)
+    for request, status in [
+        (b"GET /v2/a/tags/list?last=" + b"x" * 20000 + b" HTTP/1.1\r\nHost: r\r\n\r\n", b"414 URI Too Long"),
+        (b"GET /v2/ HTTP/1.1\r\nHost: r\r\nX-Big: " + b"x" * 20000 + b"\r\n\r\n", b"431 Request Header Fields Too Large"),
+    ]:
+        channel = site.buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(request)
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 " + status + b"\r\n")
+        assert b"\r\nConnection: close" in head and b"\r\nContent-Length: %d" % len(body) in head
+        assert transport.disconnecting
+        channel.connectionLost(Failure(ConnectionError("done")))
