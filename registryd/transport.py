@@ -45,7 +45,7 @@ class WriteAtOnceServer(tcp.Server):
 
     def writeSequence(self, iovec):
         # twisted.web writes an answer's head as a sequence, then its body.
-        if not self.dataBuffer and not self._tempDataBuffer and sum(map(len, iovec)) <= AT_ONCE:
+        if sum(map(len, iovec)) <= AT_ONCE:
             self.write(b"".join(iovec))
         else:
             super().writeSequence(iovec)

@@ -2,6 +2,7 @@
 
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
@@ -11,6 +12,7 @@ from twisted.internet.testing import MemoryReactor
 from registryd.config import parseConfig
 from registryd.service import RegistryService
 from registryd.transport import AT_ONCE, WriteAtOnceServer, writeAtOnce
+from tests.support import SocketClient
 
 
 @pytest.fixture
@@ -113,29 +115,9 @@ async def test_theServiceListensWithIt():
     try:
         ports = [child.port for child in service if getattr(child, "port", None) is not None]
         assert [p.transport for p in ports] == [WriteAtOnceServer]
-        client = await _connect(port)
-        client.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        answer = await _readAll(client)
-        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
-        assert answer.endswith(b"\r\n\r\n{}")
+        client = SocketClient(SimpleNamespace(host=f"127.0.0.1:{port}", registry=None, url=None))
+        response = await client.request("GET", "/v2/")
+        assert response.status == 200
+        assert response.body == b"{}"
     finally:
         await service.stopService()
-
-
-async def _connect(port):
-    from twisted.internet.threads import deferToThread
-
-    return await deferToThread(socket.create_connection, ("127.0.0.1", port), 5)
-
-
-async def _readAll(client):
-    from twisted.internet.threads import deferToThread
-
-    def read():
-        data = b""
-        while chunk := client.recv(65536):
-            data += chunk
-        client.close()
-        return data
-
-    return await deferToThread(read)

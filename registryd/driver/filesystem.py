@@ -104,13 +104,10 @@ def _putInNewDirectories(local, content):
         os.makedirs(os.path.dirname(staged))
         _writeNew(staged, content)
         os.rename(staging, top)
-    except OSError as e:
+    except BaseException as e:
         _removeTree(staging)
-        if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(top):
+        if isinstance(e, OSError) and e.errno in (errno.EEXIST, errno.ENOTEMPTY) and os.path.isdir(top):
             return False
-        raise
-    except BaseException:
-        _removeTree(staging)
         raise
     return True
 

@@ -34,6 +34,7 @@ from registryd.concurrency import deferred
 from registryd.config import defaultConfig
 from registryd.proxy import makeProxyRegistry
 from registryd.service import makeRegistry, makeResource
+from registryd.transport import writeAtOnce
 from registryd.web.site import RegistrySite
 
 
@@ -101,6 +102,7 @@ async def startRegistry(storage="inmemory", root=None, config=None, reactor=None
     if config.proxy is not None:
         registry, _ = makeProxyRegistry(config, registry, reactor)
     factory = _TrackingFactory(RegistrySite(makeResource(config, registry), accessLogEnabled=False))
-    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    # Connections as the daemon's listeners make them.
+    port = writeAtOnce(await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory))
     url = f"http://127.0.0.1:{port.getHost().port}"
     return RunningRegistry(port, factory, registry, url, root)
