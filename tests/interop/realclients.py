@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
+import uuid
 
 import pytest
 import yaml
@@ -82,15 +84,28 @@ def startRegistry(directory, *, delete=False, name="registryd"):
     return process.start()
 
 
-def accessLog(process):
+def accessLog(process, timeout=10):
     """
     The requests C{process} (a L{Twistd}) has logged so far, as
-    C{(method, path, status)} tuples in order.
+    C{(method, path, status)} tuples in order, the marker excluded.
+
+    A request is logged just after its answer is written, so a client can
+    hold the answer before the line exists.  The reactor handles one thing
+    at a time, so once a marker request sent afterwards is logged, every
+    answer a client already holds is logged too.
     """
-    return [
-        (match.group(2), match.group(3), int(match.group(4)))
-        for match in _ACCESS.finditer(process.log())
-    ]
+    marker = f"/v2/_logged/{uuid.uuid4().hex}"
+    process.request("HEAD", marker)
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            (match.group(2), match.group(3), int(match.group(4)))
+            for match in _ACCESS.finditer(process.log())
+        ]
+        if any(path == marker for _, path, _ in lines):
+            return [line for line in lines if not line[1].startswith("/v2/_logged/")]
+        assert time.monotonic() < deadline, f"{marker} was never logged"
+        time.sleep(0.01)
 
 
 def logged(process, method, prefix):
