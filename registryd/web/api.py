@@ -113,6 +113,8 @@ class RegistryAPI:
         urls = URLs(host, relativeURLs)
         self._accessController = accessController
         self._events = events
+        # A PUT's event and the caller's grant (for the classes) need the request.
+        self._putsFromHeads = events is None and not repositoryClasses
         self._blobs = BlobRoutes(registry, urls, readOnly, events)
         self._manifests = ManifestRoutes(registry, urls, readOnly, repositoryClasses, resources, events)
         self._listings = ListingRoutes(registry, urls)
@@ -134,6 +136,7 @@ class RegistryAPI:
             self._listings,
             self._headers,
             manifestGets=self._events is None,
+            manifestPuts=self._putsFromHeads,
             authorize=None if controller is None else controller.authorize,
         )
         return _Root(self.app.resource(), self._headers, extra, reads)

@@ -166,11 +166,24 @@ class ManifestRoutes:
         return ManifestAnswer(200, headers, manifest, digest, tag)
 
     async def put(self, request, name, reference):
+        headers = await self.store(request, name, reference, lambda: readBounded(bodyOf(request), MAX_MANIFEST_BYTES))
+        return respond(request, 201, headers)
+
+    @deferred
+    async def store(self, request, name, reference, read):
+        """
+        A manifest PUT, for the route and for L{registryd.web.reads}, which
+        has the body at hand: C{read()} gives the body (awaitable), asked for
+        once the name and reference are known good.
+
+        @return: Deferred firing with the 201's headers.
+        @raise RegistryError: The answer is an error.
+        """
         self._refuseWrites()
         name = validateName(name)
         repository = self._registry.repository(name)
         tag, digest = parseReference(reference)
-        payload = await readBounded(bodyOf(request), MAX_MANIFEST_BYTES)  # step 1
+        payload = await read()  # step 1
         manifest = parseManifest(payload, header(request, "content-type"))  # step 2
         if digest is not None:  # step 3
             if Digest.of(payload, digest.algorithm) != digest:
@@ -188,7 +201,7 @@ class ManifestRoutes:
         }
         if manifest.subject is not None:
             headers["OCI-Subject"] = manifest.subject.digest
-        return respond(request, 201, headers)
+        return headers
 
     def _applyResourcePolicy(self, request, name, manifest):
         if not self._classes:

@@ -1,7 +1,7 @@
 """
-Pulls answered below twisted.web (L{registryd.web.reads}): the same answers
-as the Klein routes give, byte for byte but the Date, and the connection
-handed to twisted.web at the first request they do not take.
+Pulls and manifest PUTs answered below twisted.web (L{registryd.web.reads}):
+the same answers as the Klein routes give, byte for byte but the Date, and
+the connection handed to twisted.web at the first request they do not take.
 """
 
 import base64
@@ -23,15 +23,15 @@ from registryd.auth.htpasswd import Htpasswd, addUser
 from registryd.auth.token import TokenVerifier
 from registryd.driver.deferred import DeferredDriver
 from registryd.driver.memory import BlockingMemoryDriver, MemoryDriver
-from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_MANIFEST
+from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
 from registryd.service import makeResource
 from registryd.storage.registry import Registry
 from registryd.web.api import RegistryAPI
-from registryd.web.reads import NOT_A_READ, parseHead
+from registryd.web.reads import MAX_BODY, NOT_A_READ, parseHead
 from registryd.web.site import RegistryRequest, RegistrySite
 from tests.auth.test_registry_tokens import ISSUER, KEY, REALM, SERVICE, token
 from tests.support import SocketClient, configWith, digestOf
-from tests.web.manifestkit import ALL_TYPES, index, pushImage
+from tests.web.manifestkit import ALL_TYPES, imageManifest, index, pushImage
 
 
 # Request heads.
@@ -59,10 +59,36 @@ def test_parseHeadWaitsForTheWholeHead():
     assert parseHead(data)[1] == len(data)
 
 
+def test_parseHeadTakesManifestPutsWithTheirBody():
+    """A manifest PUT's head spans its body, and waits for all of it."""
+    put = b"PUT /v2/a/b/manifests/v1 HTTP/1.1\r\nContent-Type: x/y\r\ncontent-length: 5\r\n\r\nabcde"
+    head, size = parseHead(put + b"GET /v2/ HTTP/1.1\r\n\r\n")
+    assert (head.method, head.path, head.body, size) == (b"PUT", b"/v2/a/b/manifests/v1", b"abcde", len(put))
+    assert head.getHeader(b"Content-Type") == b"x/y"
+    for cut in range(len(put)):
+        assert parseHead(put[:cut]) == (None, 0)
+    empty = b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+    assert parseHead(empty)[0].body == b""
+    large = b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % MAX_BODY
+    assert parseHead(large + b"x" * MAX_BODY)[0].body == b"x" * MAX_BODY
+    head, _ = parseHead(b"GET /v2/a/manifests/v1 HTTP/1.1\r\n\r\n")
+    assert head.body is None
+
+
 @pytest.mark.parametrize(
     "data",
     [
         b"PUT /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % (MAX_BODY + 1),
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: +1\r\n\r\nx",
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n",
+        b"PUT /v2/a/manifests/v1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        b"PUT /v2/a/manifests/v1?x=1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        b"PUT /v2/a/manifests/v1 HTTP/1.0\r\nContent-Length: 1\r\n\r\nx",
+        b"PUT /v2/a/blobs/uploads/u?digest=sha256:00 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        b"POST /v2/a/manifests/v1 HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+        b"DELETE /v2/a/manifests/v1 HTTP/1.1\r\n\r\n",
         b"GET /v2/a/manifests/v1 HTTP/1.0\r\n\r\n",
         b"GET /v2/a/tags/list?last=a%2Fb HTTP/1.1\r\n\r\n",
         b"GET /v2/a/tags/list?last=a+b HTTP/1.1\r\n\r\n",
@@ -328,6 +354,117 @@ async def test_connectionClose(sites):
     assert slow == answers
 
 
+def put(path, body, mediaType=OCI_MANIFEST, **headers):
+    return head("PUT", path, Content_Type=mediaType, Content_Length=len(body), **headers) + body
+
+
+# A manifest of blobs content() pushed, and one of blobs nobody pushed.
+ONE_LAYER = imageManifest(b'{"architecture":"amd64","os":"linux","seed":""}', [b"layer one "])
+MISSING = imageManifest(b"no such config", [b"no such layer"])
+
+PUTS = [  # method, path, body, status
+    ("PUT", "/v2/lib/img/manifests/v2", ONE_LAYER, 201),
+    ("GET", "/v2/lib/img/manifests/v2", None, 200),
+    ("PUT", f"/v2/lib/img/manifests/{digestOf(ONE_LAYER)}", ONE_LAYER, 201),
+    ("PUT", "/v2/lib/img/manifests/v2", ONE_LAYER, 201),  # again: the same answer
+    ("PUT", "/v2/lib/img/manifests/sha256:" + "0" * 64, ONE_LAYER, 400),
+    ("PUT", "/v2/lib/img/manifests/-v3", ONE_LAYER, 400),
+    ("PUT", "/v2/Bad_Name/manifests/v3", ONE_LAYER, 400),
+    ("PUT", "/v2/lib/img/manifests/v3", b"{", 400),
+    ("PUT", "/v2/lib/img/manifests/v3", b"", 400),
+    ("PUT", "/v2/lib/img/manifests/v3", MISSING, 404),
+    ("PUT", "/v2/other/manifests/v3", ONE_LAYER, 404),  # its blobs are not in other
+    ("GET", "/v2/lib/img/manifests/v3", None, 404),
+]
+
+
+def puts(requests, mediaType=OCI_MANIFEST, **headers):
+    """C{requests} (method, path, body, ...) as pipelined bytes, and their methods."""
+    data = b"".join(
+        head(method, path, Accept=mediaType, **headers) if body is None else put(path, body, mediaType, **headers)
+        for method, path, body, *_ in requests
+    )
+    return data, [method for method, *_ in requests]
+
+
+def keptOpen(answer):
+    """
+    An answer as it would be had the connection been kept open: the routes
+    refuse a PUT whose name, tag or mode is wrong before they read its
+    body, and then close the connection; below twisted.web the body is read.
+    """
+    status, headers, body = answer
+    return status, [h for h in headers if h != ("Connection", "close")], body
+
+
+@pytest_twisted.ensureDeferred
+async def test_manifestPutsSameAsTheRoutes(sites):
+    """
+    Manifest PUTs stored and refused, pipelined with pulls: status, every
+    header but Date, and body as the routes give them, and stored as they
+    store them; none of them built by twisted.web.
+    """
+    await content(sites)
+    data, methods = puts(PUTS)
+    fast, fastClosed = await exchange(sites.fast, data, methods, checkClosed=True)
+    assert sites.twistedRequests(sites.fast) == 0
+    for request, mine in zip(PUTS, fast):
+        [theirs], _ = await exchange(sites.slow, *puts([request]))
+        assert mine == keptOpen(theirs), request[:2]
+    assert [status for status, _, _ in fast] == [status for *_, status in PUTS]
+    stored = dict(fast[0][1])
+    assert stored["Docker-Content-Digest"] == digestOf(ONE_LAYER)
+    assert stored["Location"] == f"http://registry/v2/lib/img/manifests/{digestOf(ONE_LAYER)}"
+    assert fast[1][2] == ONE_LAYER
+    codes = [json.loads(body)["errors"][0]["code"] for status, _, body in fast[4:-1]]
+    assert codes == ["DIGEST_INVALID", "TAG_INVALID", "NAME_INVALID"] + ["MANIFEST_INVALID"] * 2 + ["MANIFEST_BLOB_UNKNOWN"] * 2
+    assert not fastClosed
+
+
+@pytest_twisted.ensureDeferred
+async def test_longManifestPutsGoToTwisted(sites):
+    """A manifest longer than MAX_BODY is streamed in by twisted.web, which keeps the connection."""
+    digest, payload, _, _ = await content(sites)
+    long = index([(payload, OCI_MANIFEST, None)], annotations={"pad": "x" * MAX_BODY})
+    requests = [("PUT", "/v2/lib/img/manifests/long", long), ("GET", "/v2/lib/img/manifests/long", None)]
+    answers, _ = await exchange(sites.fast, *puts(requests, OCI_INDEX))
+    assert [a[0] for a in answers] == [201, 200] and answers[1][2] == long
+    assert sites.twistedRequests(sites.fast) == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_manifestPutsInReadOnlyMode():
+    registry = Registry(MemoryDriver())
+    s = Sites(registry, readOnly=True)
+    try:
+        data, methods = puts(PUTS[:1])
+        fast, _ = await exchange(s.fast, data, methods)
+        slow, _ = await exchange(s.slow, data, methods)
+        assert fast == [keptOpen(slow[0])] and fast[0][0] == 405
+        assert json.loads(fast[0][2])["errors"][0]["code"] == "UNSUPPORTED"
+        assert s.twistedRequests(s.fast) == 0
+    finally:
+        await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_manifestPutsGoThroughTheRoutesWhenTheyNeedTheRequest():
+    """Notified pushes (the event) and manifest classes (the caller's grant) need the request."""
+    events = []
+    for api in [{"events": Listener(events)}, {"repositoryClasses": ["image"]}]:
+        s = Sites(Registry(MemoryDriver()), **api)
+        try:
+            await content(s)
+            data, methods = puts(PUTS[:2])
+            answers, _ = await exchange(s.fast, data, methods)
+            assert [a[0] for a in answers] == [201, 200], api
+            assert s.twistedRequests(s.fast) == 2, api
+            if "events" in api:
+                assert [e.action for e in events[-2:]] == ["push", "pull"]
+        finally:
+            await s.stop()
+
+
 @pytest_twisted.ensureDeferred
 async def test_accessLogged():
     registry = Registry(MemoryDriver())
@@ -400,6 +537,42 @@ async def test_answeredAsTheRoutesAuthorise(tmp_path):
             assert fast[7][2] == payload
             challenges = {dict(h).get("WWW-Authenticate") for status, h, _ in fast if status in (401, 403)}
             assert None not in challenges
+        finally:
+            await s.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_manifestPutsAuthorisedAsByTheRoutes(tmp_path):
+    """A manifest PUT needs push: challenged, refused and stored as the routes do, with either controller."""
+    htpasswd = tmp_path / "htpasswd"
+    addUser(str(htpasswd), "alice", "secret", rounds=4)
+    verifier = TokenVerifier(ISSUER, SERVICE, certificates=[KEY.certificate])
+    pullOnly, push = token([("repository", "lib/img", ["pull"])]), token([("repository", "lib/img", ["pull", "push"])])
+    cases = [  # controller, authorization, status
+        (htpasswdController("registry", Htpasswd(str(htpasswd))), None, 401),
+        (htpasswdController("registry", Htpasswd(str(htpasswd))), basic("alice", "wrong"), 401),
+        (htpasswdController("registry", Htpasswd(str(htpasswd))), basic("alice", "secret"), 201),
+        (tokenController(REALM, SERVICE, verifier), None, 401),
+        (tokenController(REALM, SERVICE, verifier), f"Bearer {pullOnly}", 403),
+        (tokenController(REALM, SERVICE, verifier), f"Bearer {push}", 201),
+    ]
+    registry = Registry(MemoryDriver())
+    s = Sites(registry, accessController=cases[0][0])
+    try:
+        await content(s, basic("alice", "secret"))
+    finally:
+        await s.stop()
+    for controller, authorization, status in cases:
+        s = Sites(registry, accessController=controller)
+        try:
+            extra = {} if authorization is None else {"Authorization": authorization}
+            request = [("PUT", "/v2/lib/img/manifests/v2", ONE_LAYER)]
+            [fast], _ = await exchange(s.fast, *puts(request, **extra))
+            [slow], _ = await exchange(s.slow, *puts(request, **extra))
+            assert fast == keptOpen(slow) and fast[0] == status, authorization
+            assert s.twistedRequests(s.fast) == 0
+            if status != 201:
+                assert "WWW-Authenticate" in dict(fast[1])
         finally:
             await s.stop()
 
