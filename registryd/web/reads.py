@@ -9,8 +9,8 @@ request heads itself first (L{parseHead}) and hands the ones it recognises
 to L{Reads}.  L{Reads} answers with the routes' own C{resolve} methods (one
 place decides what a pull is answered, errors included) and formats the
 response bytes itself.  Manifest PUTs with a short body are taken the same
-way (the route's C{store}), once the whole body is in: a PUT spent a third
-of its processor time in twisted.web and Klein.  The first request it does
+way (the route's C{store}), once the whole body is in: through twisted.web
+and Klein, a third of a PUT's processor time went outside the route's code.  The first request it does
 not take (a longer body, a blob download or upload, a query string other
 than a tag list's, HTTP/1.0, ...) and everything after it on that
 connection go to twisted.web as usual.
