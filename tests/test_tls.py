@@ -26,7 +26,7 @@ from registryd.service import RegistryService, makeResource
 from registryd.storage.registry import Registry
 from registryd.testing.contracts import _imageManifest, _storeBlob
 from registryd.tls import TLSServerEndpoint, listeners, selfSignedCertificate
-from registryd.web.site import RegistrySite
+from registryd.web.site import RegistryRequest, RegistrySite
 
 
 @pytest.fixture
@@ -148,17 +148,21 @@ def clientContext(cafile, minimum=None, maximum=None, certificate=None):
     return context
 
 
-def fetch(port, context, serverName="localhost", path="/", version="HTTP/1.0"):
+def fetch(port, context, serverName="localhost", path="/", version="HTTP/1.0", method="GET", body=None, headers=""):
     """
-    In a thread: connect, handshake, GET C{path}; return the server's
+    In a thread: connect, handshake, send C{method} C{path} (with C{body}
+    and its length, and the header lines C{headers}); return the server's
     certificate (DER), the TLS version and the response.
     """
     close = "Connection: close\r\n" if version == "HTTP/1.1" else ""
+    if body is not None:
+        headers += f"Content-Length: {len(body)}\r\n"
 
     def run():
         with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
             with context.wrap_socket(raw, server_hostname=serverName) as tls:
-                tls.sendall(f"GET {path} {version}\r\nHost: {serverName}\r\n{close}\r\n".encode())
+                head = f"{method} {path} {version}\r\nHost: {serverName}\r\n{close}{headers}\r\n"
+                tls.sendall(head.encode() + (body or b""))
                 response = b""
                 while chunk := tls.recv(65536):
                     response += chunk
@@ -225,6 +229,41 @@ async def test_answeredPullsKnowTheyCameOverTLS(serverFiles):
     assert response.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b'\r\nLink: <https://localhost/v2/a/tags/list?last=one&n=1>; rel="next"\r\n' in response
     assert response.endswith(b'{"name":"a","tags":["one"]}')
+
+
+@pytest_twisted.ensureDeferred
+async def test_manifestPutsAnsweredBelowTwistedKnowTheyCameOverTLS(serverFiles):
+    """A manifest PUT answered from the request, over TLS: stored, and its Location is https."""
+    certificate, key = serverFiles
+    config = tlsConfig(certificate, key)
+    registry = Registry(MemoryDriver())
+    for blob in (b"{}", b"layer"):
+        await _storeBlob(registry.repository("a"), blob)
+    manifest = _imageManifest(b"{}", [b"layer"])
+
+    class Refused(RegistryRequest):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("the PUT reached twisted.web")
+
+    site = RegistrySite(makeResource(config, registry), accessLogEnabled=False)
+    site.requestFactory = Refused
+    ((_, endpoint),) = listeners(config, reactor)
+    port = await endpoint.listen(site)
+    try:
+        _, _, response = await fetch(
+            port.getHost().port,
+            clientContext(certificate),
+            path="/v2/a/manifests/v1",
+            version="HTTP/1.1",
+            method="PUT",
+            body=manifest.payload,
+            headers=f"Content-Type: {manifest.mediaType}\r\n",
+        )
+    finally:
+        await port.stopListening()
+    assert response.startswith(b"HTTP/1.1 201 Created\r\n")
+    assert f"\r\nLocation: https://localhost/v2/a/manifests/{manifest.digest}\r\n".encode() in response
+    assert (await registry.repository("a").tags.get("v1")) == manifest.digest
 
 
 @pytest_twisted.ensureDeferred
