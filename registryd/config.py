@@ -87,11 +87,14 @@ class StorageConfig:
         working directory if relative).
     @ivar maxthreads: Size of the thread pool the filesystem driver's
         blocking calls run in.
+    @ivar directwrites: Whether the filesystem driver writes the bulk of
+        large uploads past the page cache (registryd's own key).
     """
 
     driver: str = "filesystem"
     rootdirectory: str = "./data"
     maxthreads: int = 16
+    directwrites: bool = True
     deleteEnabled: bool = False
     readonly: bool = False
     uploadPurging: UploadPurging = field(default_factory=UploadPurging)
@@ -589,9 +592,11 @@ def _storage(top):
         )
     parameters = storage.section(driver)
     rootdirectory, maxthreads = StorageConfig.rootdirectory, StorageConfig.maxthreads
+    directwrites = StorageConfig.directwrites
     if driver == "filesystem":
         rootdirectory = parameters.get("rootdirectory", _string, rootdirectory)
         maxthreads = parameters.get("maxthreads", _count(1), maxthreads)
+        directwrites = parameters.get("directwrites", _bool, directwrites)
     parameters.finish()
 
     delete = storage.section("delete")
@@ -623,6 +628,7 @@ def _storage(top):
         driver=driver,
         rootdirectory=rootdirectory,
         maxthreads=maxthreads,
+        directwrites=directwrites,
         deleteEnabled=deleteEnabled,
         readonly=readonlyEnabled,
         uploadPurging=uploadPurging,

@@ -52,7 +52,7 @@ def makeRegistry(config, reactor=None, threadpool=None):
     if storage.driver == "inmemory":
         driver = MemoryDriver()
     else:
-        driver = FilesystemDriver(storage.rootdirectory, reactor, threadpool)
+        driver = FilesystemDriver(storage.rootdirectory, reactor, threadpool, storage.directwrites)
     validation = config.validation
     return Registry(
         driver,

@@ -111,6 +111,7 @@ def test_defaults():
         driver="filesystem",
         rootdirectory="./data",
         maxthreads=16,
+        directwrites=True,
         deleteEnabled=False,
         readonly=False,
         uploadPurging=UploadPurging(
@@ -217,10 +218,13 @@ def test_deprecatedLoglevelLosesToLogLevel():
 
 
 def test_filesystemStorage():
-    config = parseConfig({"storage": {"filesystem": {"rootdirectory": "/srv/r", "maxthreads": 4}}})
+    config = parseConfig(
+        {"storage": {"filesystem": {"rootdirectory": "/srv/r", "maxthreads": 4, "directwrites": False}}}
+    )
     assert config.storage.driver == "filesystem"
     assert config.storage.rootdirectory == "/srv/r"
     assert config.storage.maxthreads == 4
+    assert config.storage.directwrites is False
 
 
 @pytest.mark.parametrize("storage", [{"inmemory": {}}, {"inmemory": None}, "inmemory"])
@@ -307,6 +311,7 @@ def test_badDurations(duration):
         ("storage.filesystem.maxthreads", 0, "an integer of at least 1, got 0"),
         ("storage.filesystem.maxthreads", True, "an integer of at least 1"),
         ("storage.filesystem.maxthreads", "8", "an integer of at least 1, got '8'"),
+        ("storage.filesystem.directwrites", "no", "a boolean, got 'no'"),
         ("storage.delete", True, "a mapping, got True"),
         ("storage", ["filesystem"], "a mapping"),
     ],

@@ -5,7 +5,8 @@ import socket
 from twisted.internet import protocol, tcp
 from twisted.internet.testing import MemoryReactor
 
-from registryd.service import acceptOneAtATime
+from registryd.config import parseConfig
+from registryd.service import acceptOneAtATime, makeRegistry
 
 
 def test_aSharedPortAcceptsOneConnectionPerWakeUp():
@@ -31,3 +32,10 @@ def test_aSharedPortAcceptsOneConnectionPerWakeUp():
         for client in clients:
             client.close()
         port.socket.close()
+
+
+def test_directWritesFollowTheConfiguration(tmp_path):
+    """storage.filesystem.directwrites reaches the filesystem driver (on by default)."""
+    for configured, expected in [({}, True), ({"directwrites": False}, False)]:
+        config = parseConfig({"storage": {"filesystem": {"rootdirectory": str(tmp_path), **configured}}})
+        assert makeRegistry(config).driver._blocking.directWrites is expected

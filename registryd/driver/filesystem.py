@@ -8,10 +8,15 @@ renamed into place, so it is never seen half-written; a durable write then
 waits for a flush of the filesystem shared with concurrent writers
 (L{GroupCommit}), which makes it and any new directory entries durable.
 Writers' files are fsync'd themselves when closed or committed.
+
+A writer's bytes past its first MiB (a blob upload's bulk) go to the disk
+with C{O_DIRECT}, past the page cache, where the filesystem allows it (see
+L{_DirectWrites}).
 """
 
 import errno
 import fcntl
+import mmap
 import os
 import secrets
 import shutil
@@ -38,6 +43,12 @@ _TEMP_PREFIX = ".tmp-"
 # (each write of an upload) measured 10% slower on this VM's disk, 4 to 32
 # MiB alike.
 WRITEBACK = 8 * 1024 * 1024
+# A writer goes direct from the write that takes it past this many bytes, so
+# a small upload never does; direct writes are staged and sent in runs of STAGE bytes, at
+# offsets and from memory aligned to ALIGN (any block size up to a page).
+DIRECT_AFTER = 1024 * 1024
+STAGE = 1024 * 1024
+ALIGN = 4096
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
@@ -156,35 +167,150 @@ class _Reader:
         self._file.close()
 
 
+class _DirectWrites:
+    """
+    Bytes appended to a file past the page cache (C{O_DIRECT}).
+
+    Why: on these VMs a buffered write of new file data costs 2.5 ms of
+    processor time a MiB (the kernel's copy into page-cache pages the host
+    has not backed yet), which made pushes run at 300-450 MiB/s; the same
+    bytes written direct cost next to nothing, and the disk takes them at
+    2.5 GB/s.  Elsewhere it spares the page cache a blob nobody may pull.
+
+    The bytes are staged in an aligned buffer and written in runs of
+    C{STAGE} at aligned offsets, through a second descriptor of the same
+    open file; what is left when the writer closes (less than a run) goes
+    through the page cache.
+
+    @param file: The writer's file; its end is aligned to C{ALIGN}.
+    @raise OSError: The filesystem refuses C{O_DIRECT}.
+    """
+
+    def __init__(self, file):
+        self._file = file
+        self._offset = os.fstat(file.fileno()).st_size  # where the staged bytes go
+        self._fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
+        self._stage = mmap.mmap(-1, STAGE)
+        self._staged = 0
+
+    def write(self, data):
+        """
+        @return: None; or, when a direct write failed, the bytes of
+            C{data} not yet written, which the caller writes through the
+            page cache after L{finish}.
+        """
+        view = memoryview(data)
+        while view:
+            n = min(len(view), STAGE - self._staged)
+            self._stage[self._staged : self._staged + n] = view[:n]
+            self._staged += n
+            view = view[n:]
+            if self._staged == STAGE:
+                try:
+                    written = os.pwrite(self._fd, self._stage, self._offset)
+                except OSError as e:
+                    log.info("filesystem: a direct write failed ({error}); writing through the page cache", error=e)
+                    return view
+                if written != STAGE:  # the disk is full: the page cache will say so
+                    self._staged, self._offset = self._staged - written, self._offset + written
+                    self._stage.move(0, written, self._staged)
+                    return view
+                self._offset += STAGE
+                self._staged = 0
+        return None
+
+    def finish(self):
+        """Write the staged bytes through the page cache, and let go of the direct descriptor."""
+        try:
+            if self._staged:
+                self._file.seek(self._offset)
+                self._file.write(self._stage[: self._staged])
+        finally:
+            self.release()
+
+    def release(self):
+        os.close(self._fd)
+        self._stage.close()
+
+
 class _Writer:
-    def __init__(self, local, file):
+    """
+    @param driver: Its L{BlockingFilesystemDriver}, whose C{directWrites}
+        says whether to try direct writes (and is turned off when the
+        filesystem refuses them).
+    """
+
+    def __init__(self, local, file, driver):
         self._local = local
         self._file = file
+        self._driver = driver
         self._written = False
         self.size = file.seek(0, os.SEEK_END)
         self._unsent = self.size  # where the bytes not yet sent on to the disk start
+        self._direct = None
+        # Where direct writes may begin, or None: not (or no longer) tried.
+        self._directFrom = self.size + DIRECT_AFTER if driver.directWrites else None
 
     def write(self, data):
-        self._file.write(data)
         self._written = True
+        if self._directFrom is not None and self.size + len(data) > self._directFrom:
+            data = self._goDirect(data)
+        if self._direct is not None:
+            rest = self._direct.write(data)
+            if rest is None:
+                self.size += len(data)
+                return
+            self.size += len(data) - len(rest)
+            self._endDirect()
+            data = rest
+        self._file.write(data)
         self.size += len(data)
         if self.size - self._unsent >= WRITEBACK:
             self._file.flush()
             startWriteback(self._file.fileno(), self._unsent, self.size - self._unsent)
             self._unsent = self.size
 
+    def _goDirect(self, data):
+        """Write C{data} up to an aligned offset through the page cache, then start direct writes."""
+        head = (-self.size) % ALIGN
+        if len(data) <= head:
+            return data
+        self._directFrom = None
+        self._file.write(data[:head])
+        self._file.flush()
+        self.size += head
+        try:
+            self._direct = _DirectWrites(self._file)
+        except OSError as e:
+            if e.errno == errno.EINVAL and self._driver.directWrites:
+                self._driver.directWrites = False
+                log.warn("filesystem: {root} refuses direct writes; writing through the page cache", root=self._driver.root)
+        return memoryview(data)[head:]
+
+    def _endDirect(self):
+        direct, self._direct = self._direct, None
+        direct.finish()
+        self._unsent = self.size
+
     def close(self, durable=True):
         if not self._file.closed:
-            self._file.flush()
-            if durable and self._written:
-                os.fsync(self._file.fileno())
-            self._file.close()
+            try:
+                if self._direct is not None:
+                    self._endDirect()
+                self._file.flush()
+                if durable and self._written:
+                    os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
 
     def commit(self):
         self.close()
         _fsyncDirectory(os.path.dirname(self._local))
 
     def cancel(self):
+        if self._direct is not None:
+            self._direct.release()
+            self._direct = None
         self._file.close()
         try:
             os.unlink(self._local)
@@ -197,8 +323,9 @@ class BlockingFilesystemDriver:
 
     name = "filesystem"
 
-    def __init__(self, root):
+    def __init__(self, root, directWrites=True):
         self.root = os.path.abspath(root)
+        self.directWrites = directWrites and hasattr(os, "O_DIRECT")
         os.makedirs(self.root, exist_ok=True)
 
     def _local(self, path):
@@ -252,11 +379,11 @@ class BlockingFilesystemDriver:
         local = self._local(path)
         if append:
             with _missingAs(path):
-                return _Writer(local, _exclusive(open(local, "r+b"), path))
+                return _Writer(local, _exclusive(open(local, "r+b"), path), self)
         _makeDirectories(os.path.dirname(local))
         with _missingAs(path):
             # Locked before truncating, so a writer open elsewhere keeps its bytes.
-            return _Writer(local, _exclusive(open(local, "ab"), path, truncate=True))
+            return _Writer(local, _exclusive(open(local, "ab"), path, truncate=True), self)
 
     def stat(self, path):
         with _missingAs(path):
@@ -331,18 +458,18 @@ def _removeQuietly(local):
         pass
 
 
-def FilesystemDriver(root, reactor=None, threadpool=None):
+def FilesystemDriver(root, reactor=None, threadpool=None, directWrites=True):
     """
     An L{IStorageDriver} over the directory C{root}, its blocking calls run in
     C{threadpool} (the reactor's own by default), its flushes in a thread of
-    their own.
+    their own.  C{directWrites=False} keeps every write in the page cache.
     """
     if reactor is None:
         from twisted.internet import reactor
     if threadpool is None:
         threadpool = reactor.getThreadPool()
     return DeferredDriver(
-        BlockingFilesystemDriver(root),
+        BlockingFilesystemDriver(root, directWrites),
         inThreadPool(reactor, threadpool),
         inline,
         flushing=SerialThread(reactor, "registryd-flush"),

@@ -1,3 +1,5 @@
+import errno
+import fcntl
 import os
 import shutil
 import threading
@@ -10,7 +12,7 @@ from registryd.driver import filesystem
 from registryd.concurrency import inline
 from registryd.driver.deferred import DeferredDriver
 from registryd.driver.durability import startWriteback
-from registryd.driver.filesystem import WRITEBACK, BlockingFilesystemDriver, FilesystemDriver
+from registryd.driver.filesystem import ALIGN, DIRECT_AFTER, STAGE, WRITEBACK, BlockingFilesystemDriver, FilesystemDriver
 from registryd.testing.contracts import BAD_PATHS, StorageDriverContract
 
 
@@ -75,7 +77,7 @@ def test_largeWritesAreSentToDiskAsTheyCome(tmp_path, monkeypatch):
     """
     started = []
     monkeypatch.setattr(filesystem, "startWriteback", lambda fd, offset, length: started.append((offset, length)))
-    driver = BlockingFilesystemDriver(str(tmp_path))
+    driver = BlockingFilesystemDriver(str(tmp_path), directWrites=False)
     writer = driver.openWrite("/blob/data", False)
     half = WRITEBACK // 2
     pieces = [b"s" * 1000, b"b" * WRITEBACK, b"c" * half, b"d" * half, b"t" * 10]
@@ -89,6 +91,143 @@ def test_largeWritesAreSentToDiskAsTheyCome(tmp_path, monkeypatch):
     writer.close()
     assert started == [(1010 + 2 * WRITEBACK, WRITEBACK)]
     assert (tmp_path / "blob/data").read_bytes() == b"".join(pieces) + b"e" * WRITEBACK
+
+
+class DirectWrites:
+    """Records the writes made through descriptors opened with O_DIRECT: (offset, length)."""
+
+    def __init__(self, monkeypatch, failOn=None):
+        self.writes = []
+        self._failOn = failOn
+        pwrite = os.pwrite
+
+        def spy(fd, data, offset):
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+                self.writes.append((offset, len(data)))
+                if len(self.writes) == self._failOn:
+                    raise OSError(errno.EIO, "injected")
+            return pwrite(fd, data, offset)
+
+        monkeypatch.setattr(filesystem.os, "pwrite", spy)
+
+    def openFiles(self):
+        return len(os.listdir("/proc/self/fd"))
+
+
+def writeAll(writer, data, piece):
+    for start in range(0, len(data), piece):
+        writer.write(data[start : start + piece])
+
+
+def test_largeWritesGoPastThePageCache(tmp_path, monkeypatch):
+    """
+    From the write that takes it past DIRECT_AFTER bytes, a writer's bytes go direct, in
+    aligned runs of STAGE bytes at aligned offsets; the tail through the
+    page cache.  Every byte is where it belongs.
+    """
+    direct = DirectWrites(monkeypatch)
+    started = []
+    monkeypatch.setattr(filesystem, "startWriteback", lambda fd, offset, length: started.append((offset, length)))
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    data = os.urandom(5 * STAGE + 12345)
+    before = direct.openFiles()
+    writer = driver.openWrite("/blob/data", False)
+    writeAll(writer, data, 100_003)  # pieces that align with nothing
+    assert writer.size == len(data)
+    writer.close()
+    assert (tmp_path / "blob/data").read_bytes() == data
+    assert direct.openFiles() == before
+    first = direct.writes[0][0]
+    assert DIRECT_AFTER - 100_003 < first <= DIRECT_AFTER + ALIGN and first % ALIGN == 0
+    assert direct.writes == [(first + n * STAGE, STAGE) for n in range(len(direct.writes))]
+    assert direct.writes[-1][0] + STAGE > len(data) - STAGE  # only the tail was left
+    assert started == []  # nothing buffered was large enough to send on
+
+
+def test_smallWritersStayInThePageCache(tmp_path, monkeypatch):
+    direct = DirectWrites(monkeypatch)
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    writer = driver.openWrite("/blob/data", False)
+    data = os.urandom(DIRECT_AFTER)
+    writeAll(writer, data, 4096)
+    writer.close()
+    assert direct.writes == [] and (tmp_path / "blob/data").read_bytes() == data
+
+
+def test_directWritesTurnedOff(tmp_path, monkeypatch):
+    direct = DirectWrites(monkeypatch)
+    driver = BlockingFilesystemDriver(str(tmp_path), directWrites=False)
+    writer = driver.openWrite("/blob/data", False)
+    data = os.urandom(4 * STAGE)
+    writeAll(writer, data, STAGE)
+    writer.close()
+    assert direct.writes == [] and (tmp_path / "blob/data").read_bytes() == data
+
+
+def test_appendingWriterGoesDirectFromAnAlignedOffset(tmp_path, monkeypatch):
+    """An upload resumed where an unaligned PATCH ended: the bytes up to the next aligned offset go buffered."""
+    direct = DirectWrites(monkeypatch)
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    first, second = os.urandom(DIRECT_AFTER // 2 + 1001), os.urandom(3 * STAGE + 7)
+    writer = driver.openWrite("/upload", False)
+    writeAll(writer, first, len(first))
+    writer.close()
+    assert direct.writes == []
+    writer = driver.openWrite("/upload", True)
+    assert writer.size == len(first)
+    writeAll(writer, second, 65536)
+    writer.close()
+    assert (tmp_path / "upload").read_bytes() == first + second
+    start = direct.writes[0][0]
+    assert start % ALIGN == 0 and len(first) + DIRECT_AFTER - 65536 < start <= len(first) + DIRECT_AFTER + ALIGN
+
+
+def test_failedDirectWriteFallsBackToThePageCache(tmp_path, monkeypatch):
+    """A direct write that fails: the staged bytes and the rest are written through the page cache."""
+    direct = DirectWrites(monkeypatch, failOn=2)
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    before = direct.openFiles()
+    writer = driver.openWrite("/blob/data", False)
+    data = os.urandom(6 * STAGE + 5)
+    writeAll(writer, data, 3 * STAGE // 2)
+    assert writer.size == len(data)
+    writer.close()
+    assert len(direct.writes) == 2  # the second failed, and no more were tried
+    assert (tmp_path / "blob/data").read_bytes() == data
+    assert direct.openFiles() == before
+    assert driver.directWrites  # one failure does not turn them off
+
+
+def test_filesystemRefusingDirectWrites(tmp_path, monkeypatch):
+    """Refused at open (EINVAL): written through the page cache, and not tried again, with one warning."""
+    direct = DirectWrites(monkeypatch)
+
+    def refuse(self, file):
+        raise OSError(errno.EINVAL, "Invalid argument")
+
+    monkeypatch.setattr(filesystem._DirectWrites, "__init__", refuse)
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    data = os.urandom(3 * STAGE)
+    with capturedLogs() as events:
+        for name in ("/a", "/b"):
+            writer = driver.openWrite(name, False)
+            writeAll(writer, data, STAGE)
+            writer.close()
+            assert (tmp_path / name[1:]).read_bytes() == data
+    assert not driver.directWrites and direct.writes == []
+    warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
+    assert len(warnings) == 1 and "refuses direct writes" in warnings[0]
+
+
+def test_cancelledDirectWriterLeavesNothingOpen(tmp_path, monkeypatch):
+    direct = DirectWrites(monkeypatch)
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    before = direct.openFiles()
+    writer = driver.openWrite("/upload", False)
+    writeAll(writer, os.urandom(3 * STAGE), STAGE)
+    assert direct.writes
+    writer.cancel()
+    assert direct.openFiles() == before and not (tmp_path / "upload").exists()
 
 
 def test_startWriteback(tmp_path):
