@@ -1,7 +1,11 @@
 """The blob producers read only as fast as the client takes bytes."""
 
+import contextlib
+import errno
 import hashlib
+import mmap
 import os
+import socket
 
 import pytest_twisted
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
@@ -164,25 +168,35 @@ async def test_remotePeersGetBlobsBySendfile(monkeypatch):
 @pytest_twisted.ensureDeferred
 async def test_loopbackPeersGetLargeBlobsByCopies(monkeypatch):
     """
-    Over loopback a large body goes by preadv and send to the socket, not
-    sendfile; a short one (a 4 MB range) by sendfile.
+    Over loopback a large body is sent from the file mapped into memory,
+    not with sendfile; a short one (a 4 MB range) with sendfile.
     """
     sendfiles = _counting(monkeypatch, producers.os, "sendfile")
-    reads = []
-    real = producers.os.preadv
-    monkeypatch.setattr(producers.os, "preadv", lambda fd, buffers, offset: reads.append(real(fd, buffers, offset)) or reads[-1])
+    mappings = []  # (offset, length) of each blob file mapped
+    real = mmap.mmap
+
+    def mapping(fd, length, **options):
+        if fd != -1:  # not the storage's anonymous staging buffers
+            mappings.append((options.get("offset", 0), length))
+        return real(fd, length, **options)
+
+    monkeypatch.setattr(producers.mmap, "mmap", mapping)
     client = await makeClient("filesystem")
     try:
         data = os.urandom(12 * 1024 * 1024 + 7)
         digest = await pushBlob(client, "s", data)
+        mappings.clear()
         r = await client.request("GET", f"/v2/s/blobs/{digest}")
         assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
-        assert sum(reads) > len(data) // 2 and max(reads) == producers.CHUNK
+        # Mapped once, from an aligned offset near the start to the body's end.
+        [(offset, length)] = mappings
+        assert offset % mmap.ALLOCATIONGRANULARITY == 0 and offset + length == len(data)
+        assert length > len(data) // 2
         assert sendfiles == []
-        reads.clear()
+        mappings.clear()
         r = await client.request("GET", f"/v2/s/blobs/{digest}", headers={"Range": "bytes=1000000-5000000"})
         assert (r.status, r.body) == (206, data[1000000:5000001])
-        assert reads == [] and sum(sendfiles) > 2_000_000
+        assert mappings == [] and sum(sendfiles) > 2_000_000
     finally:
         await client.close()
     assert producers.SocketProducer.streaming == 0  # every stream counted out
@@ -258,14 +272,7 @@ def test_copiesTheSocketDoesNotTakeGoThroughTheTransport(tmp_path):
     order, and the producer waits to be resumed: every byte arrives once.
     """
     data = os.urandom(5 * CHUNK + 123)
-    path = tmp_path / "blob"
-    path.write_bytes(data)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        wire = bytearray()
-        request = _Request(wire)
-        sock = _FullSocket(wire, room=0)
-        done = producers.SocketProducer(fd, 10, len(data) - 10, request, sock, copy=True).start()
+    with _copying(tmp_path, data, 10) as (_, wire, request, sock, done):
         assert len(wire) == 64 * 1024 + 1  # through the transport, until it paused
         rounds = 0
         while not done.called:
@@ -277,5 +284,106 @@ def test_copiesTheSocketDoesNotTakeGoThroughTheTransport(tmp_path):
         assert rounds < 20  # a copy at a time, not 64 KiB
         # The access log's count of bytes the transport did not see.
         assert request.sentLength == sock.taken > len(data) // 4
+
+
+@contextlib.contextmanager
+def _copying(tmp_path, data, offset=0):
+    """
+    A copying L{producers.SocketProducer} of a file holding C{data}, from
+    C{offset}, started on a socket with no room: yields the file's path, the
+    wire, the request, the socket and the Deferred of the stream's end.
+    """
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        wire = bytearray()
+        request = _Request(wire)
+        sock = _FullSocket(wire, room=0)
+        done = producers.SocketProducer(fd, offset, len(data) - offset, request, sock, copy=True).start()
+        yield path, wire, request, sock, done
     finally:
         os.close(fd)
+
+
+def _residentKiB(path):
+    """KiB of C{path}'s mappings in this process resident now (from /proc/self/smaps), or None if unmapped."""
+    resident, inside = None, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            fields = line.split()
+            if "-" in fields[0] and len(fields[0]) > 8 and ":" not in fields[0]:  # a mapping's first line
+                inside = fields[-1] == str(path)
+            elif inside and fields[0] == "Rss:":
+                resident = (resident or 0) + int(fields[1])
+    return resident
+
+
+def test_copiesLetGoOfWhatTheySent(tmp_path):
+    """
+    A copy unmaps what it has sent every DROP_EVERY bytes, so a large blob
+    holds at most about that much mapped; the mapping goes at the end.
+    """
+    data = os.urandom(5 * producers.DROP_EVERY + 123)
+    with _copying(tmp_path, data) as (path, wire, request, sock, done):
+        peak = 0
+        while not done.called:
+            sock.room = CHUNK
+            request.drain()
+            peak = max(peak, _residentKiB(path) or 0)
+        assert bytes(wire) == data
+        assert 0 < peak <= (producers.DROP_EVERY + 2 * CHUNK) // 1024
+        assert _residentKiB(path) is None  # unmapped
+
+
+def test_aFileCutShortDuringACopyFailsTheStream(tmp_path):
+    """
+    A blob file cut short while it is sent fails the stream and lets go of
+    the mapping: before it is mapped, as a short blob; after, the mapped
+    bytes being touched only by the kernel, as EFAULT from send, not a
+    SIGBUS that would kill the process.
+    """
+    for cutAfterMapping in (False, True):
+        data = os.urandom(12 * CHUNK)
+        path = tmp_path / "blob"
+        path.write_bytes(data)
+        fd = os.open(path, os.O_RDONLY)
+        ours, theirs = socket.socketpair()
+        try:
+            ours.setblocking(False)
+            request = _Request(bytearray())
+            producer = producers.SocketProducer(fd, 0, len(data), request, ours, copy=True)
+            done = producer.start()  # the first bytes through the transport, until it pauses
+            if cutAfterMapping:
+                request.drain()  # the socket fills from the mapping
+                assert _residentKiB(path) and not done.called
+                _emptySocket(theirs)  # so that the next send copies
+            os.truncate(path, 4096)
+            request.drain()
+            failure = _failureOf(done)
+            assert failure.check(OSError)
+            if cutAfterMapping:
+                assert failure.value.errno == errno.EFAULT
+            else:
+                assert "ended" in str(failure.value)
+            assert _residentKiB(path) is None and request.producer is None
+        finally:
+            ours.close()
+            theirs.close()
+            os.close(fd)
+
+
+def _emptySocket(sock):
+    sock.setblocking(False)
+    try:
+        while sock.recv(1 << 20):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _failureOf(d):
+    failures = []
+    d.addErrback(failures.append)
+    assert len(failures) == 1, "the stream did not fail"
+    return failures[0]
