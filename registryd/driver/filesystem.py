@@ -43,9 +43,11 @@ _TEMP_PREFIX = ".tmp-"
 # (each write of an upload) measured 10% slower on this VM's disk, 4 to 32
 # MiB alike.
 WRITEBACK = 8 * 1024 * 1024
-# A writer goes direct from the write that takes it past this many bytes, so
-# a small upload never does; direct writes are staged and sent in runs of STAGE bytes, at
-# offsets and from memory aligned to ALIGN (any block size up to a page).
+# A writer goes direct from the write that takes its file past this many
+# bytes, or past its size when opened if larger (a resumed upload's next
+# chunk goes direct whole), so a small upload never does; direct writes are
+# staged and sent in runs of STAGE bytes, at offsets and from memory aligned
+# to ALIGN (any block size up to a page).
 DIRECT_AFTER = 1024 * 1024
 STAGE = 1024 * 1024
 ALIGN = 4096
@@ -249,7 +251,7 @@ class _Writer:
         self._unsent = self.size  # where the bytes not yet sent on to the disk start
         self._direct = None
         # Where direct writes may begin, or None: not (or no longer) tried.
-        self._directFrom = self.size + DIRECT_AFTER if driver.directWrites else None
+        self._directFrom = max(self.size, DIRECT_AFTER) if driver.directWrites else None
 
     def write(self, data):
         self._written = True

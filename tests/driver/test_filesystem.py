@@ -165,21 +165,29 @@ def test_directWritesTurnedOff(tmp_path, monkeypatch):
 
 
 def test_appendingWriterGoesDirectFromAnAlignedOffset(tmp_path, monkeypatch):
-    """An upload resumed where an unaligned PATCH ended: the bytes up to the next aligned offset go buffered."""
+    """
+    An upload resumed where an unaligned PATCH ended: once its file is past
+    DIRECT_AFTER, the next chunk goes direct from its first write, the
+    bytes up to the next aligned offset through the page cache.
+    """
     direct = DirectWrites(monkeypatch)
     driver = BlockingFilesystemDriver(str(tmp_path))
-    first, second = os.urandom(DIRECT_AFTER // 2 + 1001), os.urandom(3 * STAGE + 7)
-    writer = driver.openWrite("/upload", False)
-    writeAll(writer, first, len(first))
-    writer.close()
-    assert direct.writes == []
-    writer = driver.openWrite("/upload", True)
-    assert writer.size == len(first)
-    writeAll(writer, second, 65536)
-    writer.close()
-    assert (tmp_path / "upload").read_bytes() == first + second
-    start = direct.writes[0][0]
-    assert start % ALIGN == 0 and len(first) + DIRECT_AFTER - 65536 < start <= len(first) + DIRECT_AFTER + ALIGN
+    chunks = [os.urandom(DIRECT_AFTER // 2 + 1001), os.urandom(2 * STAGE + 1001), os.urandom(3 * STAGE + 7)]
+    starts = []
+    for chunk in chunks:
+        writer = driver.openWrite("/upload", True) if starts else driver.openWrite("/upload", False)
+        starts.append(writer.size)
+        before = len(direct.writes)
+        writeAll(writer, chunk, 65536)
+        writer.close()
+        starts[-1] = (starts[-1], direct.writes[before][0] if len(direct.writes) > before else None)
+    assert (tmp_path / "upload").read_bytes() == b"".join(chunks)
+    (_, first), (_, second), (size, third) = starts
+    assert first is None  # a small upload stays in the page cache
+    # The second chunk takes the file past DIRECT_AFTER: direct from there.
+    assert second % ALIGN == 0 and DIRECT_AFTER - 65536 < second <= DIRECT_AFTER + ALIGN
+    # The third starts past it: direct from its first aligned offset.
+    assert size % ALIGN and third == size + (-size) % ALIGN
 
 
 def test_failedDirectWriteFallsBackToThePageCache(tmp_path, monkeypatch):
