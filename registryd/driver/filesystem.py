@@ -39,9 +39,9 @@ from registryd.driver.paths import checkPath
 log = Logger()
 
 _TEMP_PREFIX = ".tmp-"
-# Written bytes are sent on to the disk in runs of this many: runs of 1 MiB
-# (each write of an upload) measured 10% slower on this VM's disk, 4 to 32
-# MiB alike.
+# Bytes written through the page cache are sent on to the disk in runs of
+# this many: runs of 1 MiB (each write of an upload) measured 10% slower on
+# these VMs, 4 to 32 MiB alike.
 WRITEBACK = 8 * 1024 * 1024
 # A writer goes direct from the write that takes its file past this many
 # bytes, or past its size when opened if larger (a resumed upload's next
@@ -184,13 +184,14 @@ class _DirectWrites:
     open file; what is left when the writer closes (less than a run) goes
     through the page cache.
 
-    @param file: The writer's file; its end is aligned to C{ALIGN}.
+    @param file: The writer's file, flushed.
+    @param offset: Where its bytes end, aligned to C{ALIGN}.
     @raise OSError: The filesystem refuses C{O_DIRECT}.
     """
 
-    def __init__(self, file):
+    def __init__(self, file, offset):
         self._file = file
-        self._offset = os.fstat(file.fileno()).st_size  # where the staged bytes go
+        self._offset = offset  # where the staged bytes go
         self._fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
         self._stage = mmap.mmap(-1, STAGE)
         self._staged = 0
@@ -282,7 +283,7 @@ class _Writer:
         self._file.flush()
         self.size += head
         try:
-            self._direct = _DirectWrites(self._file)
+            self._direct = _DirectWrites(self._file, self.size)
         except OSError as e:
             if e.errno == errno.EINVAL and self._driver.directWrites:
                 self._driver.directWrites = False

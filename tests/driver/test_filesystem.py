@@ -210,7 +210,7 @@ def test_filesystemRefusingDirectWrites(tmp_path, monkeypatch):
     """Refused at open (EINVAL): written through the page cache, and not tried again, with one warning."""
     direct = DirectWrites(monkeypatch)
 
-    def refuse(self, file):
+    def refuse(self, file, offset):
         raise OSError(errno.EINVAL, "Invalid argument")
 
     monkeypatch.setattr(filesystem._DirectWrites, "__init__", refuse)
