@@ -95,7 +95,7 @@ class Options(usage.Options):
 def makeService(options):
     from twisted.internet import reactor
 
-    memory.returnLargeBuffers()
+    memory.returnLargeBuffers(reactor.callLater)
     memory.freezeWhenRunning(reactor)
     return RegistryService(
         options["configuration"],

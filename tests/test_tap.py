@@ -15,11 +15,11 @@ def test_daemonTunesItsProcess(tmp_path, monkeypatch):
     options.parseOptions(["--storage-root", str(tmp_path), "--listen", "tcp:0:interface=127.0.0.1"])
     scheduled, tuned = [], []
     monkeypatch.setattr(reactor, "callWhenRunning", lambda f, *a, **kw: scheduled.append(f))
-    monkeypatch.setattr(memory, "returnLargeBuffers", lambda: tuned.append(True))
+    monkeypatch.setattr(memory, "returnLargeBuffers", lambda callLater: tuned.append(callLater))
     service = tap.makeService(options)
     assert service.config.storage.rootdirectory == str(tmp_path)
     assert scheduled == [gc.freeze]
-    assert tuned == [True]
+    assert tuned == [reactor.callLater]
 
 
 _LARGE_BUFFERS = """
@@ -28,7 +28,7 @@ from registryd import memory
 def rss():
     return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
 if sys.argv[1] == "tuned":
-    memory.returnLargeBuffers()
+    memory.returnLargeBuffers(None)
 first = bytes(2 << 20)
 del first  # glibc, untuned, now keeps freed buffers of this size in its heap
 held = [os.urandom(1 << 20) for _ in range(64)]
@@ -48,3 +48,46 @@ def test_largeBuffersAreReturned():
 
     assert returned("tuned") >= 60
     assert returned("default") < 10
+
+
+_HOLES = """
+import os, sys
+from twisted.internet.task import Clock
+from registryd import memory
+def rss():
+    return int(open("/proc/self/status").read().split("VmRSS:")[1].split()[0]) // 1024
+clock = Clock()
+if sys.argv[1] == "tuned":
+    memory.returnLargeBuffers(clock.callLater)
+held, pins = [], []
+for _ in range(640):  # each buffer (from the heap, tuned or not) pinned below a longer-lived one
+    held.append(os.urandom(100_000))
+    pins.append(os.urandom(2000))
+del held
+before = rss()
+released = []
+for step in (0.6, 0.6, 1.0):  # another large body a little before IDLE passes, then none
+    memory.releaseFreed()
+    clock.advance(step * memory.IDLE)
+    released.append(before - rss())
+print(*released)
+"""
+
+
+def test_freedHolesAreReleasedOnceIdle():
+    """
+    64 MiB freed below live allocations stay resident until releaseFreed
+    gives them back, once IDLE passes without another large body; in a
+    process the daemon did not tune (an embedder's), releaseFreed leaves
+    the allocator alone.
+    """
+
+    def released(mode):
+        out = subprocess.run([sys.executable, "-c", _HOLES, mode], capture_output=True, text=True, check=True)
+        return [int(n) for n in out.stdout.split()]
+
+    waiting, stillWaiting, idle = released("tuned")
+    assert waiting < 10 and stillWaiting < 10
+    assert idle >= 55
+    assert max(released("untuned")) < 10
+

@@ -17,6 +17,7 @@ import collections
 
 from twisted.internet.defer import Deferred, maybeDeferred
 
+from registryd import memory
 from registryd.concurrency import deferred
 
 BATCH = 1024 * 1024
@@ -92,6 +93,7 @@ class StreamedBody:
         """
         self._write = write
         self._done = Deferred(lambda _: self.discard())
+        self._done.addBoth(self._released)
         self._accept()
         self._pump()
         return self._done
@@ -133,6 +135,12 @@ class StreamedBody:
                     break
         finally:
             self._pumping = False
+
+    def _released(self, result):
+        """A body of several batches has been through: its buffers are freed."""
+        if self.received > BATCH:
+            memory.releaseFreed()
+        return result
 
     def _takeBatch(self):
         """Up to a batch of what is buffered (more if one piece is larger), in one bytes."""

@@ -16,6 +16,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.internet.threads import deferToThread
 
+from registryd import memory
 from registryd.storage import paths
 from registryd.testing import startRegistry
 from registryd.config import defaultConfig
@@ -142,6 +143,31 @@ def test_largeBodyReadInBatches():
     assert transport.bufferSize == READ_SIZE
     assert transport.value().startswith(b"HTTP/1.1 201 Created\r\n")
     channel.connectionLost(Failure(ConnectionError("done")))
+
+
+def test_largeBodiesReleaseTheirFreedBuffers(monkeypatch):
+    """
+    Once a body of more than a batch has been through, written or failed,
+    the freed heap is handed back; a small body's is not worth the call.
+    """
+    released = []
+    monkeypatch.setattr(memory, "releaseFreed", lambda: released.append(True))
+    ends = {}
+    for name, size, end in [
+        ("large", BATCH + 1, "finish"),
+        ("large, failed", 2 * BATCH, "fail"),
+        ("small", BATCH, "finish"),
+    ]:
+        released.clear()
+        body = StreamedBody(FakeProducer(), None)
+        done = body.deliver(lambda data: succeed(None))
+        done.addErrback(lambda f: None)
+        body.dataReceived(b"x" * size)
+        assert released == []  # not while the body is still arriving
+        body.finished() if end == "finish" else body.failed(Failure(ConnectionError("gone")))
+        assert done.called
+        ends[name] = len(released)
+    assert ends == {"large": 1, "large, failed": 1, "small": 0}
 
 
 def test_streamedBodyWriteFailureDiscards():
