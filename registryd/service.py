@@ -13,18 +13,11 @@ from twisted.python.threadpool import ThreadPool
 
 import os
 
-from registryd.auth.controllers import htpasswdController, sillyController, tokenController
-from registryd.auth.htpasswd import Htpasswd
-from registryd.auth.issuer import TokenIssuer
-from registryd.auth.keys import ephemeralSigningKey, loadOrCreateSigningKey
-from registryd.auth.policy import Policy
-from registryd.auth.token import TokenVerifier, loadCertificates, loadJWKS
 from registryd.config import HtpasswdAuth, SillyAuth, TokenAuth, defaultConfig
 from registryd.concurrency import inThreadPool
 from registryd.driver.filesystem import FilesystemDriver
 from registryd.driver.memory import MemoryDriver
 from registryd.notifications import makeNotifier
-from registryd.proxy import expiryInterval, makeProxyRegistry
 from registryd.storage.purge import purgeUploads
 from registryd.storage.registry import Registry, urlPolicy
 from registryd.tls import listeners, tlsFactory
@@ -73,10 +66,21 @@ def makeAuth(config):
     auth = config.auth
     if auth is None:
         return None, {}
+    # Imported only when configured, as the proxy and notifications are: a
+    # process then holds only the code it serves with (JWT, bcrypt and the
+    # HTTP client weigh 2-3 MiB in each process).
+    from registryd.auth.controllers import htpasswdController, sillyController, tokenController
+    from registryd.auth.htpasswd import Htpasswd
+
     if isinstance(auth, HtpasswdAuth):
         return htpasswdController(auth.realm, Htpasswd(auth.path)), {}
     if isinstance(auth, SillyAuth):
         return sillyController(auth.realm, auth.service), {}
+    from registryd.auth.issuer import TokenIssuer
+    from registryd.auth.keys import ephemeralSigningKey, loadOrCreateSigningKey
+    from registryd.auth.policy import Policy
+    from registryd.auth.token import TokenVerifier, loadCertificates, loadJWKS
+
     if isinstance(auth, TokenAuth):
         verifier = TokenVerifier(
             auth.issuer,
@@ -113,6 +117,8 @@ def makeResource(config=None, registry=None, reactor=None, events=None):
     if registry is None:
         registry = makeRegistry(config, reactor)
         if config.proxy is not None:
+            from registryd.proxy import makeProxyRegistry
+
             # Cached content is not expired here: RegistryService does that.
             registry, _ = makeProxyRegistry(config, registry, reactor)
     readOnly = config.storage.readonly
@@ -227,6 +233,8 @@ class RegistryService(MultiService):
         served = self.registry
         self._proxy = None
         if config.proxy is not None:
+            from registryd.proxy import expiryInterval, makeProxyRegistry
+
             served, expire = makeProxyRegistry(config, self.registry, reactor)
             self._proxy = served
             if master:

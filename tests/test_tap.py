@@ -1,12 +1,14 @@
 """The twistd plugin's service and the daemon process's memory habits."""
 
 import gc
+import json
 import subprocess
 import sys
 
 from twisted.internet import reactor
 
 from registryd import memory, tap
+from registryd.auth.keys import ephemeralSigningKey
 
 
 def test_daemonTunesItsProcess(tmp_path, monkeypatch):
@@ -91,3 +93,38 @@ def test_freedHolesAreReleasedOnceIdle():
     assert idle >= 55
     assert max(released("untuned")) < 10
 
+
+_LOADED = """
+import sys
+from registryd import tap
+options = tap.Options()
+config = ["--config", sys.argv[2]] if sys.argv[2] else []
+options.parseOptions(["--storage-root", sys.argv[1], "--listen", "tcp:0:interface=127.0.0.1", *config])
+tap.makeService(options)
+print(*sorted(m for m in sys.argv[3:] if m in sys.modules))
+"""
+
+
+def test_unconfiguredFeaturesAreNotLoaded(tmp_path):
+    """
+    A daemon without auth, proxy or notifications does not load their code
+    (the HTTP client, JWT: MiBs in every process); configured, it does.
+    """
+    heavy = ["jwt", "treq", "twisted.web.client", "registryd.proxy.upstream", "registryd.notifications.sink"]
+
+    def loaded(config=""):
+        out = subprocess.run(
+            [sys.executable, "-c", _LOADED, str(tmp_path), config, *heavy], capture_output=True, text=True, check=True
+        )
+        return out.stdout.split()
+
+    assert loaded() == []
+    (tmp_path / "jwks.json").write_text(json.dumps(ephemeralSigningKey().jwks()))
+    (tmp_path / "all.yaml").write_text(
+        "version: 0.1\n"
+        "auth:\n  token:\n    realm: https://auth.test/token\n    service: r\n    issuer: i\n"
+        f"    jwks: {tmp_path / 'jwks.json'}\n"
+        "proxy:\n  remoteurl: http://127.0.0.1:9\n"
+        "notifications:\n  endpoints:\n    - name: hook\n      url: http://127.0.0.1:9/hook\n"
+    )
+    assert loaded(str(tmp_path / "all.yaml")) == sorted(heavy)

@@ -9,11 +9,6 @@ that ties them together.  L{makeNotifier} builds it from the configuration.
 
 import os
 
-from treq.client import HTTPClient
-from twisted.web.client import Agent, HTTPConnectionPool
-
-from registryd.notifications.notifier import Notifier
-
 
 def makeNotifier(config, reactor, instance=0):
     """
@@ -34,6 +29,13 @@ def makeNotifier(config, reactor, instance=0):
         spoolDirectory = os.path.join(config.storage.rootdirectory, "notifications")
     if spoolDirectory is not None and instance:
         spoolDirectory = os.path.join(spoolDirectory, f"worker-{instance}")
+    # Imported only when there is somewhere to deliver: the HTTP client
+    # weighs a MiB and more in every process.
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent, HTTPConnectionPool
+
+    from registryd.notifications.notifier import Notifier
+
     pool = HTTPConnectionPool(reactor)
     client = HTTPClient(Agent(reactor, pool=pool))
     return Notifier(notifications, spoolDirectory, client, reactor, pool=pool)
