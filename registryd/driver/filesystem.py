@@ -51,6 +51,10 @@ WRITEBACK = 8 * 1024 * 1024
 DIRECT_AFTER = 1024 * 1024
 STAGE = 1024 * 1024
 ALIGN = 4096
+# Stages kept for the next direct writer: a fresh one costs 0.75 ms to
+# fault in and unmap on these VMs (against 0.02 to refill), paid by every
+# PATCH of a chunked push.  One is kept: the benefit is sequential chunks.
+SPARE_STAGES = 1
 _MISSING = (errno.ENOENT, errno.ENOTDIR, errno.EISDIR)
 
 
@@ -186,14 +190,20 @@ class _DirectWrites:
 
     @param file: The writer's file, flushed.
     @param offset: Where its bytes end, aligned to C{ALIGN}.
+    @param spares: Stages to take one from (else one is made), and to
+        give it back to when done (up to L{SPARE_STAGES}).
     @raise OSError: The filesystem refuses C{O_DIRECT}.
     """
 
-    def __init__(self, file, offset):
+    def __init__(self, file, offset, spares):
         self._file = file
         self._offset = offset  # where the staged bytes go
         self._fd = os.open(f"/proc/self/fd/{file.fileno()}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC)
-        self._stage = mmap.mmap(-1, STAGE)
+        self._spares = spares
+        try:
+            self._stage = spares.pop()  # atomic: writers run in several threads
+        except IndexError:
+            self._stage = mmap.mmap(-1, STAGE)
         self._staged = 0
 
     def write(self, data):
@@ -233,7 +243,11 @@ class _DirectWrites:
 
     def release(self):
         os.close(self._fd)
-        self._stage.close()
+        if len(self._spares) < SPARE_STAGES:
+            self._spares.append(self._stage)
+        else:
+            self._stage.close()
+        self._stage = None
 
 
 class _Writer:
@@ -283,7 +297,7 @@ class _Writer:
         self._file.flush()
         self.size += head
         try:
-            self._direct = _DirectWrites(self._file, self.size)
+            self._direct = _DirectWrites(self._file, self.size, self._driver.spareStages)
         except OSError as e:
             if e.errno == errno.EINVAL and self._driver.directWrites:
                 self._driver.directWrites = False
@@ -329,6 +343,7 @@ class BlockingFilesystemDriver:
     def __init__(self, root, directWrites=True):
         self.root = os.path.abspath(root)
         self.directWrites = directWrites and hasattr(os, "O_DIRECT")
+        self.spareStages = []  # for direct writers (see SPARE_STAGES)
         os.makedirs(self.root, exist_ok=True)
 
     def _local(self, path):

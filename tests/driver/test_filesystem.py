@@ -210,7 +210,7 @@ def test_filesystemRefusingDirectWrites(tmp_path, monkeypatch):
     """Refused at open (EINVAL): written through the page cache, and not tried again, with one warning."""
     direct = DirectWrites(monkeypatch)
 
-    def refuse(self, file, offset):
+    def refuse(self, file, offset, spares):
         raise OSError(errno.EINVAL, "Invalid argument")
 
     monkeypatch.setattr(filesystem._DirectWrites, "__init__", refuse)
@@ -225,6 +225,36 @@ def test_filesystemRefusingDirectWrites(tmp_path, monkeypatch):
     assert not driver.directWrites and direct.writes == []
     warnings = [formatEvent(e) for e in events if e["log_level"] == LogLevel.warn]
     assert len(warnings) == 1 and "refuses direct writes" in warnings[0]
+
+
+def test_directWritersReuseAStage(tmp_path, monkeypatch):
+    """
+    Sequential direct writers (a chunked push's PATCHes) share one staging
+    buffer; writers at once each get their own, and one is kept after.
+    """
+    direct = DirectWrites(monkeypatch)
+    made = []
+    mmap = filesystem.mmap.mmap
+    monkeypatch.setattr(filesystem.mmap, "mmap", lambda *a, **kw: made.append(mmap(*a, **kw)) or made[-1])
+    driver = BlockingFilesystemDriver(str(tmp_path))
+    chunks = [os.urandom(2 * STAGE + 1000) for _ in range(3)]
+    for i, chunk in enumerate(chunks):
+        writer = driver.openWrite("/upload", bool(i))
+        writeAll(writer, chunk, 65536)
+        writer.close()
+    assert len(made) == 1 and driver.spareStages == made
+    assert (tmp_path / "upload").read_bytes() == b"".join(chunks)
+    writers = [driver.openWrite(f"/at-once-{i}", False) for i in range(3)]
+    for writer in writers:
+        writer.write(chunks[0])
+    assert len(made) == 3  # the spare, and two more
+    for writer in writers:
+        writer.close()
+    assert len(driver.spareStages) == filesystem.SPARE_STAGES == 1
+    assert sum(stage.closed for stage in made) == 2
+    for i in range(3):
+        assert (tmp_path / f"at-once-{i}").read_bytes() == chunks[0]
+    assert direct.writes
 
 
 def test_cancelledDirectWriterLeavesNothingOpen(tmp_path, monkeypatch):
