@@ -21,7 +21,7 @@ from registryd.reference import validateName
 from registryd.web.blobs import BlobRoutes
 from registryd.web.listings import ListingRoutes
 from registryd.web.manifests import ManifestRoutes
-from registryd.web.reads import Reads
+from registryd.web.hotpath import HotPath
 from registryd.web.responses import URLs, errorParts, respond, respondJSON
 
 log = Logger()
@@ -48,18 +48,18 @@ class _Root(Resource):
     Sets the headers every response carries, then hands over to Klein, or
     to a resource mounted at an extra path (the token endpoint).
 
-    @ivar reads: The L{Reads} a L{registryd.web.site.RegistrySite} answers
+    @ivar hotPath: The L{HotPath} a L{registryd.web.site.RegistrySite} answers
         pulls with, below twisted.web.
     """
 
     isLeaf = True
 
-    def __init__(self, inner, headers, extra, reads):
+    def __init__(self, inner, headers, extra, hotPath):
         super().__init__()
         self._inner = inner
         self._headers = headers
         self._extra = extra
-        self.reads = reads
+        self.hotPath = hotPath
 
     def render(self, request):
         for name, values in self._headers:
@@ -130,7 +130,7 @@ class RegistryAPI:
         """
         extra = {path.encode(): resource for path, resource in (extra or {}).items()}
         controller = self._accessController
-        reads = Reads(
+        hotPath = HotPath(
             self._manifests,
             self._blobs,
             self._listings,
@@ -139,7 +139,7 @@ class RegistryAPI:
             manifestPuts=self._putsFromHeads,
             authorize=None if controller is None else controller.authorize,
         )
-        return _Root(self.app.resource(), self._headers, extra, reads)
+        return _Root(self.app.resource(), self._headers, extra, hotPath)
 
     async def _authorize(self, request, needed):
         """

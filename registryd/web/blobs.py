@@ -103,7 +103,7 @@ class BlobRoutes:
     async def resolve(self, name, digest, ifNoneMatch, rangeHeader):
         """
         What a GET or HEAD of blob C{digest} is answered, before its bytes
-        (whoever writes the answer: this route, or L{registryd.web.reads}).
+        (whoever writes the answer: this route, or L{registryd.web.hotpath}).
 
         @param ifNoneMatch: The raw C{If-None-Match} header values, or None.
         @param rangeHeader: The C{Range} header (str), or None.

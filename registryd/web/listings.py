@@ -55,7 +55,7 @@ class ListingRoutes:
     async def tagPage(self, client, name, n, last):
         """
         A page of a repository's tags and its headers, whoever writes the
-        answer (this route, or L{registryd.web.reads}).
+        answer (this route, or L{registryd.web.hotpath}).
 
         @param client: Has C{getHeader} and C{isSecure}, for the C{Link} URL.
         @param n: The C{n} query argument (str), or None.

@@ -123,7 +123,7 @@ class ManifestRoutes:
     async def resolve(self, name, reference, accept, ifNoneMatch):
         """
         What a GET or HEAD of C{reference} is answered (steps 1 to 6),
-        whoever writes the answer (this route, or L{registryd.web.reads}).
+        whoever writes the answer (this route, or L{registryd.web.hotpath}).
 
         @param accept: The raw C{Accept} header values, or None.
         @param ifNoneMatch: The raw C{If-None-Match} header values, or None.
@@ -172,7 +172,7 @@ class ManifestRoutes:
     @deferred
     async def store(self, request, name, reference, read):
         """
-        A manifest PUT, for the route and for L{registryd.web.reads}, which
+        A manifest PUT, for the route and for L{registryd.web.hotpath}, which
         has the body at hand: C{read()} gives the body (awaitable), asked for
         once the name and reference are known good.
 

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.web import http, server
 
 from registryd.web.body import BATCH, StreamedBody
-from registryd.web.reads import MAX_HEAD, NOT_A_READ, parseHead
+from registryd.web.hotpath import MAX_HEAD, NOT_TAKEN, parseHead
 
 _STREAMED_METHODS = (b"POST", b"PUT", b"PATCH")
 _STREAMED_PATH = re.compile(rb"^/v2/.+/(?:blobs/uploads/|manifests/)")
@@ -60,21 +60,21 @@ def originForm(target):
 class StreamingChannel(http.HTTPChannel):
     """
     An L{HTTPChannel} that answers pulls itself while it can (see
-    L{registryd.web.reads}), tells each request its request line early, and
+    L{registryd.web.hotpath}), tells each request its request line early, and
     turns away at once a connection that does not start like HTTP (clients
     such as podman and skopeo try TLS first and wait for an answer).
     """
 
     _started = False
-    _reads = None  # the site's Reads, until twisted.web takes the connection
-    _unread = b""  # received, not yet answered by reads
-    _answering = False  # an answer from reads is on its way
+    _hotPath = None  # the site's HotPath, until twisted.web takes the connection
+    _unread = b""  # received, not yet answered by the hot path
+    _answering = False  # an answer from the hot path is on its way
     _waiting = False  # ... and did not come at once
     _transportFull = False  # the transport asked us to stop producing
 
     def connectionMade(self):
         super().connectionMade()
-        self._reads = getattr(self.site, "reads", None)
+        self._hotPath = getattr(self.site, "hotPath", None)
 
     # Both are asked several times a request (Klein alone asks isSecure
     # twice), and neither changes on a connection: isSecure is an adapter
@@ -99,7 +99,7 @@ class StreamingChannel(http.HTTPChannel):
                 self.transport.write(_NOT_HTTP)
                 self.transport.loseConnection()
                 return
-        if self._reads is None:
+        if self._hotPath is None:
             super().dataReceived(data)
             return
         self.resetTimeout()
@@ -111,13 +111,13 @@ class StreamingChannel(http.HTTPChannel):
         self._answerReads()
 
     def _answerReads(self):
-        while self._reads is not None and self._unread and not self._transportFull:
+        while self._hotPath is not None and self._unread and not self._transportFull:
             head, size = parseHead(self._unread)
             if head is None:
                 return
-            if head is not NOT_A_READ:
+            if head is not NOT_TAKEN:
                 head.channel = self
-            answer = None if head is NOT_A_READ else self._reads.answer(head)
+            answer = None if head is NOT_TAKEN else self._hotPath.answer(head)
             if answer is None:
                 self._handOver()
                 return
@@ -129,7 +129,7 @@ class StreamingChannel(http.HTTPChannel):
 
     def _answered(self, answer, head, size, started):
         waited, self._waiting, self._answering = self._waiting, False, False
-        if self._reads is None:
+        if self._hotPath is None:
             return  # the connection is gone
         if answer is None:
             self._handOver()
@@ -147,7 +147,7 @@ class StreamingChannel(http.HTTPChannel):
                 head.headers.get(b"user-agent", [b""])[0],
             )
         if head.close:
-            self._reads = None
+            self._hotPath = None
             self.loseConnection()  # the channel's: it lets go of the transport first
         elif waited:
             if not self._transportFull:
@@ -156,7 +156,7 @@ class StreamingChannel(http.HTTPChannel):
 
     def _handOver(self):
         """Give this connection, from the first unanswered byte, to twisted.web."""
-        data, self._unread, self._reads = self._unread, b"", None
+        data, self._unread, self._hotPath = self._unread, b"", None
         if data:
             super().dataReceived(data)
 
@@ -167,7 +167,7 @@ class StreamingChannel(http.HTTPChannel):
     def resumeProducing(self):
         self._transportFull = False
         super().resumeProducing()
-        if self._reads is not None and not self._answering:
+        if self._hotPath is not None and not self._answering:
             self._answerReads()
 
     def lineLengthExceeded(self, line):
@@ -176,7 +176,7 @@ class StreamingChannel(http.HTTPChannel):
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
-        self._reads = None
+        self._hotPath = None
         super().connectionLost(reason)
 
     def lineReceived(self, line):
@@ -319,7 +319,7 @@ class RegistrySite(server.Site):
     def __init__(self, resource, accessLogEnabled=True, **kwargs):
         super().__init__(resource, **kwargs)
         self.accessLogEnabled = accessLogEnabled
-        self.reads = getattr(resource, "reads", None)
+        self.hotPath = getattr(resource, "hotPath", None)
 
     def log(self, request):
         if not self.accessLogEnabled:

@@ -1,5 +1,5 @@
 """
-Pulls and manifest PUTs answered below twisted.web (L{registryd.web.reads}):
+Pulls and manifest PUTs answered below twisted.web (L{registryd.web.hotpath}):
 the same answers as the Klein routes give, byte for byte but the Date, and
 the connection handed to twisted.web at the first request they do not take.
 """
@@ -27,7 +27,7 @@ from registryd.manifest import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANI
 from registryd.service import makeResource
 from registryd.storage.registry import Registry
 from registryd.web.api import RegistryAPI
-from registryd.web.reads import MAX_BODY, NOT_A_READ, parseHead
+from registryd.web.hotpath import MAX_BODY, NOT_TAKEN, parseHead
 from registryd.web.site import RegistryRequest, RegistrySite
 from tests.auth.test_registry_tokens import ISSUER, KEY, REALM, SERVICE, token
 from tests.support import SocketClient, configWith, digestOf
@@ -111,7 +111,7 @@ def test_parseHeadTakesManifestPutsWithTheirBody():
 )
 def test_parseHeadLeavesTheRestToTwisted(data):
     """Bodies, other methods and versions, queries, escapes, odd syntax, huge heads."""
-    assert parseHead(data) == (NOT_A_READ, 0)
+    assert parseHead(data) == (NOT_TAKEN, 0)
 
 
 # The same answers as the routes.
@@ -177,7 +177,7 @@ class RecordingRequest(RegistryRequest):
 
 
 class Sites:
-    """One registry served twice: with reads answered below twisted.web, and without."""
+    """One registry served twice: with the hot path below twisted.web, and without."""
 
     def __init__(self, registry, config=None, **api):
         config = config or configWith()
@@ -190,7 +190,7 @@ class Sites:
             resource, slowResource = makeResource(config, registry), makeResource(config, registry)
         self.fast = self._listen(RegistrySite(resource, accessLogEnabled=False))
         slow = RegistrySite(slowResource, accessLogEnabled=False)
-        slow.reads = None
+        slow.hotPath = None
         self.slow = self._listen(slow)
 
     def _listen(self, site):
@@ -223,7 +223,7 @@ class Authorized:
 
 
 def throughSlow(sites):
-    """A client pushing content through the site without reads."""
+    """A client pushing content through the site without the hot path."""
     return SocketClient(SimpleNamespace(host=sites.slow, registry=sites.registry, url=f"http://{sites.slow}"))
 
 

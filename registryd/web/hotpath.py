@@ -1,17 +1,17 @@
 """
-Pulls answered below twisted.web: the registry's hot path.
+The registry's hot path: requests answered below twisted.web.
 
 Most of a registry's requests are pulls without a body: GET and HEAD of
 manifests, HEAD of blobs, pages of tag lists, the C{/v2/} probe.  Building
 a twisted.web L{Request} and routing it through Klein costs more than
 answering it, so a connection of a L{registryd.web.site.RegistrySite} reads
 request heads itself first (L{parseHead}) and hands the ones it recognises
-to L{Reads}.  L{Reads} answers with the routes' own C{resolve} methods (one
+to L{HotPath}.  L{HotPath} answers with the routes' own C{resolve} methods (one
 place decides what a pull is answered, errors included) and formats the
 response bytes itself.  Manifest PUTs with a short body are taken the same
 way (the route's C{store}), once the whole body is in: through twisted.web
-and Klein, a third of a PUT's processor time went outside the route's code.  The first request it does
-not take (a longer body, a blob download or upload, a query string other
+and Klein, a third of a PUT's processor time went outside the route's code.
+The first request it does not take (a longer body, a blob download or upload, a query string other
 than a tag list's, HTTP/1.0, ...) and everything after it on that
 connection go to twisted.web as usual.
 
@@ -50,7 +50,7 @@ _PAGE_ARGUMENTS = (b"n", b"last")
 _BASE = b"/v2/"
 # Heads with these are for twisted.web: a body (but a PUT's length), or a
 # change of protocol.
-_NOT_READS = frozenset([b"content-length", b"transfer-encoding", b"expect", b"upgrade"])
+_NOT_TAKEN = frozenset([b"content-length", b"transfer-encoding", b"expect", b"upgrade"])
 _LENGTH = b"content-length"
 
 
@@ -92,36 +92,36 @@ class Head:
         return None if self.channel is None else self.channel.transport.getPeer()
 
 
-NOT_A_READ = object()
+NOT_TAKEN = object()
 
 
 def parseHead(buffer):
     """
-    The first request head in C{buffer}, if it is one L{Reads} may answer.
+    The first request head in C{buffer}, if it is one L{HotPath} may answer.
 
     @return: C{(head, size)}: a L{Head} and the bytes it spans, a PUT's
         body included; C{(None, 0)} while the head or that body is
-        incomplete; C{(NOT_A_READ, 0)} for a request twisted.web must handle.
+        incomplete; C{(NOT_TAKEN, 0)} for a request twisted.web must handle.
     """
     end = buffer.find(b"\r\n\r\n", 0, MAX_HEAD)
     if end < 0:
-        return (None, 0) if len(buffer) < MAX_HEAD else (NOT_A_READ, 0)
+        return (None, 0) if len(buffer) < MAX_HEAD else (NOT_TAKEN, 0)
     lines = buffer[:end].split(b"\r\n")
     request = lines[0].split(b" ")
     if len(request) != 3 or request[2] != b"HTTP/1.1" or request[0] not in _METHODS:
-        return NOT_A_READ, 0
+        return NOT_TAKEN, 0
     if not _PLAIN.match(request[1]):
-        return NOT_A_READ, 0
+        return NOT_TAKEN, 0
     headers = {}
     close = False
     put = request[0] == _PUT
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
         if not colon or not name or name != name.strip() or b" " in name:
-            return NOT_A_READ, 0
+            return NOT_TAKEN, 0
         name = name.lower()
-        if name in _NOT_READS and not (put and name == _LENGTH):
-            return NOT_A_READ, 0
+        if name in _NOT_TAKEN and not (put and name == _LENGTH):
+            return NOT_TAKEN, 0
         value = value.strip(b" \t")
         if name == b"connection":
             close = close or b"close" in value.lower().replace(b",", b" ").split()
@@ -132,9 +132,9 @@ def parseHead(buffer):
         return Head(request[0], path, query if question else None, headers, close), size
     length = headers.get(_LENGTH)
     if question or not _MANIFEST.match(path) or length is None or len(length) != 1:
-        return NOT_A_READ, 0
+        return NOT_TAKEN, 0
     if not length[0].isdigit() or int(length[0]) > MAX_BODY:
-        return NOT_A_READ, 0
+        return NOT_TAKEN, 0
     size += int(length[0])
     if len(buffer) < size:
         return None, 0
@@ -176,9 +176,10 @@ class _Clock:
         return self._value
 
 
-class Reads:
+class HotPath:
     """
-    Answers pulls from request heads, as the routes would.
+    Answers pulls from request heads, and short manifest PUTs once their
+    body is in, as the routes would.
 
     @param manifests: The L{registryd.web.manifests.ManifestRoutes}.
     @param blobs: The L{registryd.web.blobs.BlobRoutes}.
