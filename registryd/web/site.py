@@ -108,9 +108,9 @@ class StreamingChannel(http.HTTPChannel):
             if len(self._unread) > MAX_HEAD:
                 self.transport.pauseProducing()  # resumed with the answer
             return
-        self._answerReads()
+        self._answerOnHotPath()
 
-    def _answerReads(self):
+    def _answerOnHotPath(self):
         while self._hotPath is not None and self._unread and not self._transportFull:
             head, size = parseHead(self._unread)
             if head is None:
@@ -152,7 +152,7 @@ class StreamingChannel(http.HTTPChannel):
         elif waited:
             if not self._transportFull:
                 self.transport.resumeProducing()
-            self._answerReads()
+            self._answerOnHotPath()
 
     def _handOver(self):
         """Give this connection, from the first unanswered byte, to twisted.web."""
@@ -168,7 +168,7 @@ class StreamingChannel(http.HTTPChannel):
         self._transportFull = False
         super().resumeProducing()
         if self._hotPath is not None and not self._answering:
-            self._answerReads()
+            self._answerOnHotPath()
 
     def lineLengthExceeded(self, line):
         # Twisted's own closes the connection without a word.
